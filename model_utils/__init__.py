@@ -1,0 +1,1 @@
+"""Model building blocks for the echo rate-distortion experiments."""
