@@ -1,0 +1,134 @@
+"""Tests of the tf.data pipelines and the random subsets in datasets.pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from datasets import DatasetError
+from datasets.pipeline import (
+    evaluation_batch_count,
+    evaluation_pipeline,
+    keep_per_label,
+    subsample,
+    training_pipeline,
+)
+
+
+def numbered(n: int) -> np.ndarray:
+    """n images whose every pixel holds the example's own index, so batches reveal their indices."""
+    return np.broadcast_to(np.arange(n, dtype=np.float32)[:, None, None, None], (n, 28, 28, 1)).copy()
+
+
+def epochs(dataset, count: int) -> list[list[list[int]]]:
+    """The example indices of every batch of ``count`` passes over ``dataset``."""
+    return [[batch[:, 0, 0, 0].astype(int).tolist() for batch in dataset.as_numpy_iterator()] for _ in range(count)]
+
+
+def test_training_batches_are_full_and_each_epoch_uses_each_example_at_most_once():
+    n, batch_size = 10, 3
+
+    for epoch in epochs(training_pipeline(numbered(n), batch_size, seed=1), count=20):
+        assert [len(batch) for batch in epoch] == [3, 3, 3]
+        seen = [index for batch in epoch for index in batch]
+        # n // batch_size full batches; the n mod batch_size = 1 remaining example is dropped.
+        assert len(set(seen)) == 9 and set(seen) <= set(range(n))
+
+
+def test_training_reshuffles_every_epoch_and_so_uses_the_dropped_examples_too():
+    runs = epochs(training_pipeline(numbered(10), 3, seed=1), count=20)
+
+    orders = [tuple(index for batch in epoch for index in batch) for epoch in runs]
+    assert len(set(orders)) > 1
+    assert set().union(*orders) == set(range(10))
+
+
+def test_training_order_is_fixed_by_the_seed():
+    same_a = epochs(training_pipeline(numbered(50), 5, seed=7), count=3)
+    same_b = epochs(training_pipeline(numbered(50), 5, seed=7), count=3)
+    other = epochs(training_pipeline(numbered(50), 5, seed=8), count=3)
+
+    assert same_a == same_b
+    assert same_a != other
+    assert same_a[0] != same_a[1]
+
+
+def test_training_needs_at_least_one_full_batch():
+    with pytest.raises(DatasetError, match="Only 4 examples for batches of 5"):
+        training_pipeline(numbered(4), 5, seed=0)
+    with pytest.raises(DatasetError, match="batch_size must be at least 1"):
+        training_pipeline(numbered(4), 0, seed=0)
+
+
+@pytest.mark.parametrize("n, batch_size", [(10, 4), (12, 4), (7, 7), (9, 2), (100, 32)])
+def test_evaluation_batches_are_full_and_weights_count_every_example_once(n, batch_size):
+    batches = list(evaluation_pipeline(numbered(n), batch_size).as_numpy_iterator())
+
+    assert len(batches) == evaluation_batch_count(n, batch_size) == -(-n // batch_size)
+    counts = np.zeros(n)
+    for x, weights in batches:
+        assert x.shape == (batch_size, 28, 28, 1) and weights.shape == (batch_size,)
+        assert weights.dtype == np.float32 and set(np.unique(weights)) <= {0.0, 1.0}
+        np.add.at(counts, x[:, 0, 0, 0].astype(int), weights)
+    np.testing.assert_array_equal(counts, np.ones(n))
+    weighted_mean = sum(float((x[:, 0, 0, 0] * w).sum()) for x, w in batches) / sum(float(w.sum()) for _, w in batches)
+    assert weighted_mean == pytest.approx((n - 1) / 2)
+
+
+def test_evaluation_covers_the_data_in_order_and_repeats_the_tail():
+    batches = list(evaluation_pipeline(numbered(10), 4).as_numpy_iterator())
+
+    assert [x[:, 0, 0, 0].astype(int).tolist() for x, _ in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [6, 7, 8, 9]]
+    assert [w.tolist() for _, w in batches] == [[1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 1, 1]]
+
+
+def test_evaluation_needs_at_least_one_full_batch():
+    with pytest.raises(DatasetError, match="Only 3 examples for batches of 4"):
+        evaluation_pipeline(numbered(3), 4)
+
+
+def test_subsample_is_a_random_subset_in_random_order():
+    x = numbered(100)
+    y = np.arange(100) % 10
+
+    x_sub, y_sub = subsample(x, y, 50, seed=3)
+
+    indices = x_sub[:, 0, 0, 0].astype(int)
+    assert len(set(indices)) == 50 and set(indices) <= set(range(100))
+    np.testing.assert_array_equal(y_sub, indices % 10)
+    assert not np.all(np.diff(indices) > 0)
+    again, _ = subsample(x, y, 50, seed=3)
+    np.testing.assert_array_equal(again, x_sub)
+    other, _ = subsample(x, y, 50, seed=4)
+    assert not np.array_equal(other, x_sub)
+
+
+def test_subsample_without_labels_and_its_limits():
+    x_sub, y_sub = subsample(numbered(5), None, 5, seed=0)
+    assert sorted(x_sub[:, 0, 0, 0].astype(int)) == [0, 1, 2, 3, 4] and y_sub is None
+    with pytest.raises(DatasetError, match="subset of 6 examples from 5"):
+        subsample(numbered(5), None, 6, seed=0)
+    with pytest.raises(DatasetError, match="subset of 0 examples"):
+        subsample(numbered(5), None, 0, seed=0)
+
+
+def test_keep_per_label_keeps_n_random_examples_of_every_class():
+    x = numbered(60)
+    y = np.arange(60) % 3
+
+    x_kept, y_kept = keep_per_label(x, y, 4, seed=0)
+
+    indices = x_kept[:, 0, 0, 0].astype(int)
+    assert len(set(indices)) == 12
+    np.testing.assert_array_equal(y_kept, indices % 3)
+    assert np.bincount(y_kept).tolist() == [4, 4, 4]
+    assert not np.all(np.diff(y_kept) >= 0)
+
+
+def test_keep_per_label_errors():
+    with pytest.raises(DatasetError, match="needs labels"):
+        keep_per_label(numbered(4), None, 1, seed=0)
+    with pytest.raises(DatasetError, match=r"too few for label\(s\) 2 \(1\)"):
+        keep_per_label(numbered(7), np.array([0, 0, 1, 1, 2, 0, 1]), 2, seed=0)
+    with pytest.raises(DatasetError, match="n_per_label >= 1"):
+        keep_per_label(numbered(4), np.zeros(4, int), 0, seed=0)
