@@ -1,0 +1,233 @@
+"""Noise channels: the stochastic layer between encoder and decoder.
+
+Each channel is a Keras 3 layer that takes the flattened encoder features h, [B, F], and
+returns a dict of tensors, all [B, D] unless stated:
+
+- ``z``: the latent sample passed to the decoder;
+- ``z_mean`` and ``z_log_scale``: the per-example statistics saved with the results
+  (f(x) and log s(x) for Echo; μ(x) and log σ(x) for the Gaussian and IAF channels);
+- channel-specific terms the rate losses need (see each class).
+
+`CHANNELS` maps the config's layer types to the classes.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+import echo_noise
+from model_utils.activations import get_activation
+from model_utils.flows import AutoregressiveFlow
+from model_utils.gaussian import log_normal_diag
+
+Outputs = dict[str, tf.Tensor]
+
+
+@keras.saving.register_keras_serializable(package="echo")
+class EchoChannel(keras.layers.Layer):
+    """Echo noise z = f(x) + S(x)·ε (Brekelmans et al. 2019, Eq. 1), S(x) = clip·s(x).
+
+    Two dense heads give f(x) (`fx_activation`, bounded by 1 unless `fx_clip` is set) and
+    log s(x) (`sx_activation`, a log-sigmoid so that s(x) ≤ 1). The clip defaults to
+    `echo_noise.echo_clip(L, M)` for the L = min(d_max, batch - 1) terms a batch of
+    `batch` examples provides (L = d_max with replacement) and M = fx_clip or 1.
+
+    Outputs: ``z``, ``z_mean`` = f(x), ``z_log_scale`` = log s(x) (without the clip).
+    `rate(outputs)` is the exact I(X;Z) per example: -Σ_j (log clip + log s_j(x)), nats.
+    """
+
+    kind = "echo"
+
+    def __init__(
+        self,
+        units: int,
+        batch: int,
+        d_max: int = 100,
+        clip: float | None = None,
+        fx_clip: float | None = None,
+        replace: bool = False,
+        echo_mc: bool = False,
+        multiplicative: bool = False,
+        fx_activation: str = "model_utils.activations.tanh16",
+        sx_activation: str = "tensorflow.math.log_sigmoid",
+        kernel_initializer: str = "glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = units
+        self.batch = batch
+        self.d_max = d_max
+        self.fx_clip = fx_clip
+        fx_bound = float(fx_clip) if fx_clip is not None else 1.0
+        self.clip = clip if clip is not None else echo_noise.echo_clip(
+            echo_noise.echo_terms(batch, d_max, replace), fx_bound
+        )
+        self.replace = replace
+        self.echo_mc = echo_mc
+        self.multiplicative = multiplicative
+        self.fx_activation = fx_activation
+        self.sx_activation = sx_activation
+        self.kernel_initializer = kernel_initializer
+        self.fx_head = keras.layers.Dense(
+            units, activation=get_activation(fx_activation), kernel_initializer=kernel_initializer, name="fx",
+            dtype=self.dtype_policy,
+        )
+        self.sx_head = keras.layers.Dense(
+            units, activation=get_activation(sx_activation), kernel_initializer=kernel_initializer, name="log_sx",
+            dtype=self.dtype_policy,
+        )
+
+    def build(self, input_shape):
+        self.fx_head.build(input_shape)
+        self.sx_head.build(input_shape)
+
+    def call(self, h: tf.Tensor, training: bool | None = None) -> Outputs:
+        fx = self.fx_head(h)
+        log_sx = self.sx_head(h)
+        z = echo_noise.echo_sample(
+            [fx, log_sx],
+            clip=self.clip,
+            d_max=self.d_max,
+            batch=self.batch,
+            multiplicative=self.multiplicative,
+            echo_mc=self.echo_mc,
+            replace=self.replace,
+            fx_clip=self.fx_clip,
+            set_batch=False,
+        )
+        return {"z": z, "z_mean": fx, "z_log_scale": log_sx}
+
+    def rate(self, outputs: Outputs) -> tf.Tensor:
+        """I(X;Z) per example, [B], in nats."""
+        return tf.reduce_sum(echo_noise.echo_loss(outputs["z_log_scale"], clip=self.clip), axis=-1)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "batch": self.batch,
+            "d_max": self.d_max,
+            "clip": self.clip,
+            "fx_clip": self.fx_clip,
+            "replace": self.replace,
+            "echo_mc": self.echo_mc,
+            "multiplicative": self.multiplicative,
+            "fx_activation": self.fx_activation,
+            "sx_activation": self.sx_activation,
+            "kernel_initializer": self.kernel_initializer,
+        }
+
+
+class _GaussianHeads(keras.layers.Layer):
+    """Dense heads for the mean μ(x) and log-variance log σ²(x) of a diagonal Gaussian."""
+
+    def __init__(self, units: int, kernel_initializer: str = "glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.kernel_initializer = kernel_initializer
+        self.mean_head = keras.layers.Dense(
+            units, kernel_initializer=kernel_initializer, name="z_mean", dtype=self.dtype_policy
+        )
+        self.log_var_head = keras.layers.Dense(
+            units, kernel_initializer=kernel_initializer, name="z_log_var", dtype=self.dtype_policy
+        )
+
+    def build(self, input_shape):
+        self.mean_head.build(input_shape)
+        self.log_var_head.build(input_shape)
+
+    def gaussian_parameters(self, h: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(μ(x), log σ²(x)), each [B, D], of the Gaussian before any flow."""
+        return self.mean_head(h), self.log_var_head(h)
+
+    def _base_sample(self, h: tf.Tensor) -> Outputs:
+        mean, log_var = self.gaussian_parameters(h)
+        z0 = mean + tf.exp(0.5 * log_var) * tf.random.normal(tf.shape(mean), dtype=mean.dtype)
+        return {"z0": z0, "z_mean": mean, "z_log_var": log_var, "z_log_scale": 0.5 * log_var}
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "units": self.units, "kernel_initializer": self.kernel_initializer}
+
+
+@keras.saving.register_keras_serializable(package="echo")
+class GaussianChannel(_GaussianHeads):
+    """Diagonal Gaussian noise z = μ(x) + σ(x)·ε, ε ~ N(0, I) (the VAE's reparameterization).
+
+    Outputs: ``z``, ``z0`` (= z), ``log_det`` (zeros [B]: no flow), ``z_mean`` = μ,
+    ``z_log_var`` = log σ², ``z_log_scale`` = log σ.
+    """
+
+    kind = "gaussian"
+
+    def call(self, h: tf.Tensor, training: bool | None = None) -> Outputs:
+        outputs = self._base_sample(h)
+        outputs["z"] = outputs["z0"]
+        outputs["log_det"] = tf.zeros_like(outputs["z0"][:, 0])
+        return outputs
+
+
+@keras.saving.register_keras_serializable(package="echo")
+class IAFChannel(_GaussianHeads):
+    """Inverse autoregressive flow encoder (Kingma et al. 2016).
+
+    z_0 = μ(x) + σ(x)·ε, then z = T(z_0) through `steps` MADE-based affine autoregressive
+    transforms (shift-only when `mean_only`), whose parameters are shared by all x as in
+    the reference implementation. By the change of variables,
+
+        log q(z|x) = log N(z_0; μ(x), σ²(x)) - log|det ∂T/∂z_0|.
+
+    Outputs: ``z``, ``z0``, ``log_det`` = log|det ∂T/∂z_0| [B], ``log_q`` = log q(z|x) [B],
+    ``z_mean``, ``z_log_var`` and ``z_log_scale`` of the base Gaussian.
+    """
+
+    kind = "iaf"
+
+    def __init__(
+        self,
+        units: int,
+        steps: int = 1,
+        hidden_units: tuple[int, ...] = (640, 640, 640),
+        activation: str = "relu",
+        mean_only: bool = True,
+        kernel_initializer: str = "glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(units, kernel_initializer=kernel_initializer, **kwargs)
+        self.steps = steps
+        self.hidden_units = tuple(hidden_units)
+        self.activation = activation
+        self.mean_only = mean_only
+        self.flow = AutoregressiveFlow(
+            steps, self.hidden_units, activation=get_activation(activation), mean_only=mean_only, name="iaf",
+            dtype=self.dtype_policy,
+        )
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.flow.build((input_shape[0], self.units))
+
+    def call(self, h: tf.Tensor, training: bool | None = None) -> Outputs:
+        outputs = self._base_sample(h)
+        outputs["z"], outputs["log_det"] = self.flow(outputs["z0"])
+        outputs["log_q"] = (
+            log_normal_diag(outputs["z0"], outputs["z_mean"], outputs["z_log_var"]) - outputs["log_det"]
+        )
+        return outputs
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "steps": self.steps,
+            "hidden_units": list(self.hidden_units),
+            "activation": self.activation,
+            "mean_only": self.mean_only,
+        }
+
+
+CHANNELS: dict[str, type[keras.layers.Layer]] = {
+    "echo": EchoChannel,
+    "vae": GaussianChannel,
+    "add": GaussianChannel,
+    "iaf": IAFChannel,
+}
