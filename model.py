@@ -1,0 +1,170 @@
+"""The rate-distortion autoencoder built from a parsed config (`model_utils.config`).
+
+    x ─ encoder layers ─ flatten ─ noise channel ─ z ─ decoder layers ─ p(x|z)
+                                        └─ rate terms (with the marginal, if learned)
+
+For every example the model computes, in nats:
+
+- ``distortion`` = -log p(x|z) (the config's ``recon``);
+- one term per configured loss (``echo``, ``vae``, ``gaussian_ent``, ``iaf``,
+  ``gaussian_pdf``, ``maf``/``made_density``, ``vamp``, ``mmd``);
+- ``rate`` = the unweighted sum of the rate terms (all but penalties): Echo's exact
+  I(X;Z), or E[log q(z|x) - log p(z)] for the Gaussian and IAF channels;
+- ``loss`` = distortion + Σ_k weight_k · term_k, the training objective.
+
+Training and evaluation report these as per-example means (`keras.Model.fit` logs them
+under the same names). Evaluation batches carry weights so that a final, overlapping
+batch counts each example once (see `datasets.pipeline.evaluation_pipeline`).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from model_utils.config import OPTIMIZERS, ConfigError, ExperimentConfig
+from model_utils.losses import DISTORTIONS, LOSS_TYPES, PENALTY
+from model_utils.noise import CHANNELS
+from model_utils.priors import MAFMarginal, VampPrior
+
+_SPATIAL_LAYERS = {"Conv2D", "Conv2DTranspose"}
+
+
+def build_marginal(config: ExperimentConfig) -> keras.layers.Layer | None:
+    """The learned marginal p(z) the losses need: a MAF, a VampPrior, or None."""
+    needed = {LOSS_TYPES[loss.type].marginal for loss in config.losses} - {None}
+    if "maf" in needed:
+        flow = config.channel.density
+        return MAFMarginal(flow.steps, flow.hidden_units, flow.activation, flow.mean_only, name="maf_marginal")
+    if "vamp" in needed:
+        return VampPrior(config.vamp_pseudo_inputs, config.input_shape, name="vamp_prior")
+    return None
+
+
+class RateDistortionModel(keras.Model):
+    """Encoder, noise channel, decoder and rate terms of one experiment config."""
+
+    def __init__(self, config: ExperimentConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.experiment = config
+        self.distortion = DISTORTIONS[config.recon]
+        self.encoder_layers = [spec.build(kernel_initializer=config.initializer) for spec in config.encoder]
+        self.flatten = keras.layers.Flatten()
+        self.channel = CHANNELS[config.channel.type](**config.channel.options, name="channel")
+        self.marginal = build_marginal(config)
+        latent_dim = config.channel.options["units"]
+        first_spatial = config.decoder[0].type in _SPATIAL_LAYERS
+        self.to_decoder = keras.layers.Reshape((1, 1, latent_dim) if first_spatial else (latent_dim,))
+        last = len(config.decoder) - 1
+        self.decoder_layers = [
+            # The output activation is applied inside the distortion when it works from logits.
+            spec.build(activation="linear" if i == last and self.distortion.from_logits else None,
+                       kernel_initializer=config.initializer)
+            for i, spec in enumerate(config.decoder)
+        ]
+        self.loss_terms = [
+            (loss.type, loss.weight, loss.role, partial(LOSS_TYPES[loss.type].compute, **loss.options))
+            for loss in config.losses
+        ]
+        names = ["loss", "rate", "distortion"] + [loss.type for loss in config.losses]
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.density_optimizer = None
+
+    def build(self, input_shape):
+        """Build every layer, the marginal included, with one forward pass on a zero batch
+        of the configured size (Echo noise needs a full batch)."""
+        self.per_example_terms(tf.zeros((self.experiment.batch, *input_shape[1:])))
+
+    # ---- forward ------------------------------------------------------------------------
+
+    def encoder_features(self, x: tf.Tensor) -> tf.Tensor:
+        h = x
+        for layer in self.encoder_layers:
+            h = layer(h)
+        return self.flatten(h)
+
+    def encode(self, x: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
+        """The channel's outputs (``z``, ``z_mean``, ``z_log_scale``, ...) for images x."""
+        return self.channel(self.encoder_features(x), training=training)
+
+    def gaussian_parameters_of_images(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(μ, log σ²) of the channel's base Gaussian for images (the VampPrior's components)."""
+        return self.channel.gaussian_parameters(self.encoder_features(images))
+
+    def decode(self, z: tf.Tensor) -> tf.Tensor:
+        """Decoder output for latents z [B, D]: logits when the distortion works from
+        logits, the mean of p(x|z) otherwise; [B, *input_shape]."""
+        h = self.to_decoder(z)
+        for layer in self.decoder_layers:
+            h = layer(h)
+        return h
+
+    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        return self.decode(self.encode(x, training)["z"])
+
+    def per_example_terms(self, x: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
+        """Every reported quantity for each example of the batch x, each [B], in nats."""
+        outputs = self.encode(x, training)
+        terms = {"distortion": self.distortion.compute(x, self.decode(outputs["z"]))}
+        rate = tf.zeros_like(terms["distortion"])
+        loss = terms["distortion"]
+        for name, weight, role, compute in self.loss_terms:
+            terms[name] = compute(outputs, self)
+            loss = loss + weight * terms[name]
+            if role != PENALTY:
+                rate = rate + terms[name]
+        terms["rate"], terms["loss"] = rate, loss
+        return terms
+
+    # ---- training -----------------------------------------------------------------------
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        return list(self.trackers.values())
+
+    def _record(self, terms: dict[str, tf.Tensor], weights: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+        for name, tracker in self.trackers.items():
+            tracker.update_state(terms[name], sample_weight=weights)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, data):
+        x = data[0] if isinstance(data, tuple) else data
+        with tf.GradientTape() as tape:
+            terms = self.per_example_terms(x, training=True)
+            loss = tf.reduce_mean(terms["loss"])
+        marginal_ids = {id(v) for v in self.marginal.trainable_variables} if self.density_optimizer else set()
+        variables = self.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
+        self.optimizer.apply_gradients([(g, v) for g, v in pairs if id(v) not in marginal_ids])
+        if self.density_optimizer:
+            self.density_optimizer.apply_gradients([(g, v) for g, v in pairs if id(v) in marginal_ids])
+        return self._record(terms)
+
+    def test_step(self, data):
+        x, weights = data[0], data[1]
+        return self._record(self.per_example_terms(x, training=False), weights)
+
+
+def build_model(config: ExperimentConfig) -> RateDistortionModel:
+    """Build and compile the model of `config`; check that the decoder reproduces the
+    input shape (ConfigError otherwise)."""
+    model = RateDistortionModel(config, name="rate_distortion_autoencoder")
+    model.build((None, *config.input_shape))
+    output_shape = tuple(model(np.zeros((config.batch, *config.input_shape), "float32")).shape[1:])
+    if output_shape != tuple(config.input_shape):
+        raise ConfigError(
+            config.source,
+            "layers",
+            f"the decoder produces images of shape {list(output_shape)}, but input_shape is {list(config.input_shape)}",
+        )
+    optimizer = OPTIMIZERS[config.optimizer]
+    model.compile(optimizer=optimizer(**config.optimizer_params))
+    model.optimizer.build(model.trainable_variables)
+    if config.lr_density is not None and model.marginal is not None and model.marginal.trainable_variables:
+        model.density_optimizer = optimizer(**{**config.optimizer_params, "learning_rate": config.lr_density})
+        model.density_optimizer.build(model.marginal.trainable_variables)
+    return model

@@ -1,0 +1,630 @@
+"""Experiment configs: reading, validation, and the parsed form the model is built from.
+
+The schema is the reference implementation's (documented key by key in
+``configs/README.md``). Every problem is reported as one `ConfigError` naming the config,
+the key path (e.g. ``layers[5].layer_kwargs.d_max``) and what was expected, before
+anything is built or written. Keys the reference implementation carried but that have
+no effect here are accepted only with their inert values and listed in
+`ExperimentConfig.notes`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+
+import echo_noise
+from model_utils.activations import get_activation, log_sig64, log_sigmoid, tanh16, tanh64
+from model_utils.losses import DISTORTIONS, LOSS_TYPES, MARGINAL, PENALTY, POSTERIOR, RATE
+from model_utils.noise import CHANNELS
+from model_utils.schedules import SCHEDULES
+
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+KERAS_LAYERS: dict[str, Callable[..., keras.layers.Layer]] = {
+    "Conv2D": keras.layers.Conv2D,
+    "Conv2DTranspose": keras.layers.Conv2DTranspose,
+    "Dense": keras.layers.Dense,
+}
+OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {
+    "Adam": keras.optimizers.Adam,
+    "AdamW": keras.optimizers.AdamW,
+    "Adamax": keras.optimizers.Adamax,
+    "Nadam": keras.optimizers.Nadam,
+    "RMSprop": keras.optimizers.RMSprop,
+    "SGD": keras.optimizers.SGD,
+}
+# f(x) heads whose outputs are bounded by 1, the M = 1 that Echo's default clip assumes.
+_UNIT_BOUNDED = {keras.activations.tanh, keras.activations.sigmoid, tanh16, tanh64}
+# log s(x) heads whose outputs are <= 0, so that s(x) <= 1.
+_LOG_SCALE = {log_sigmoid, log_sig64}
+
+
+class ConfigError(ValueError):
+    """An invalid config: `source` (file or "inline JSON"), key path, and the problem."""
+
+    def __init__(self, source: str, path: str, problem: str):
+        self.source, self.path, self.problem = source, path, problem
+        where = f"{source}: {path}" if path else source
+        super().__init__(f"{where}: {problem}")
+
+
+class _Invalid(Exception):
+    """Raised by a value parser; turned into a ConfigError with the key's path."""
+
+
+_REQUIRED = object()
+
+
+# ---- value parsers ----------------------------------------------------------------------
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"expected true or false, got {value!r}")
+    return value
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _Invalid(f"expected a positive integer, got {value!r}")
+    return value
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(f"expected an integer, got {value!r}")
+    return value
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _Invalid(f"expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _non_negative(value: Any) -> float:
+    number = _number(value)
+    if number < 0:
+        raise _Invalid(f"expected a number >= 0, got {value!r}")
+    return number
+
+
+def _positive(value: Any) -> float:
+    number = _number(value)
+    if number <= 0:
+        raise _Invalid(f"expected a number > 0, got {value!r}")
+    return number
+
+
+def _unit_interval(value: Any) -> float:
+    number = _number(value)
+    if not 0 < number < 1:
+        raise _Invalid(f"expected a number in (0, 1), got {value!r}")
+    return number
+
+
+def _mapping(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise _Invalid(f"expected an object {{...}}, got {value!r}")
+    return value
+
+
+def _positive_ints(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        raise _Invalid(f"expected a non-empty list of positive integers, got {value!r}")
+    try:
+        return tuple(_positive_int(item) for item in value)
+    except _Invalid:
+        raise _Invalid(f"expected a non-empty list of positive integers, got {value!r}") from None
+
+
+def _activation(value: Any) -> str:
+    try:
+        get_activation(value)
+    except KeyError as error:
+        raise _Invalid(error.args[0]) from None
+    return value
+
+
+def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else parse(value)
+
+
+def _one_of(*choices: Any) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if value not in choices:
+            raise _Invalid(f"expected one of {', '.join(map(repr, choices))}, got {value!r}")
+        return value
+
+    return parse
+
+
+def _inert(expected: Any) -> Callable[[Any], Any]:
+    """A legacy key: accepted only with the value that means 'off'."""
+
+    def parse(value: Any) -> Any:
+        if value != expected or isinstance(value, bool) != isinstance(expected, bool):
+            raise _Invalid(f"is not supported; only {json.dumps(expected)} (off) is accepted, got {value!r}")
+        return value
+
+    return parse
+
+
+# ---- sections ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Section:
+    """One JSON object of the config, with its key path for messages."""
+
+    data: dict
+    path: str
+    source: str
+    notes: list[str]
+
+    def error(self, key: str | None, problem: str) -> ConfigError:
+        path = self.path if key is None else (f"{self.path}.{key}" if self.path else key)
+        return ConfigError(self.source, path, problem)
+
+    def get(self, key: str, parse: Callable[[Any], Any], default: Any = _REQUIRED) -> Any:
+        if key not in self.data:
+            if default is _REQUIRED:
+                raise self.error(key, "is missing")
+            return default
+        try:
+            return parse(self.data[key])
+        except _Invalid as invalid:
+            raise self.error(key, str(invalid)) from None
+
+    def child(self, key: str, value: Any) -> _Section:
+        try:
+            data = _mapping(value)
+        except _Invalid as invalid:
+            raise self.error(key, str(invalid)) from None
+        path = f"{self.path}.{key}" if self.path and not key.startswith("[") else f"{self.path}{key}"
+        return _Section(data, path, self.source, self.notes)
+
+    def check_keys(self, allowed: set[str], legacy: dict[str, Callable[[Any], Any]] | None = None) -> None:
+        """Refuse unknown keys (typos); accept legacy keys only with their inert values."""
+        legacy = legacy or {}
+        for key in self.data:
+            if key in legacy:
+                self.get(key, legacy[key])
+                self.notes.append(f"{self.path + '.' if self.path else ''}{key}: ignored (reference-implementation key)")
+            elif key not in allowed:
+                known = ", ".join(sorted(allowed | set(legacy)))
+                raise self.error(key, f"unknown key; expected one of: {known}")
+
+
+# ---- parsed form ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KerasLayerSpec:
+    """An encoder or decoder layer: a Keras layer type with `size` filters or units."""
+
+    path: str
+    type: str
+    size: int
+    activation: str | None
+    kwargs: dict
+
+    def build(self, activation: str | None = None, **extra) -> keras.layers.Layer:
+        """A new Keras layer; `activation` overrides the configured one."""
+        chosen = self.activation if activation is None else activation
+        return KERAS_LAYERS[self.type](self.size, activation=get_activation(chosen), **{**extra, **self.kwargs})
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    """An autoregressive flow: `steps` MADE transforms with `hidden_units`."""
+
+    steps: int
+    hidden_units: tuple[int, ...]
+    activation: str
+    mean_only: bool
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """The noise layer: its config type, its kind ("echo", "gaussian", "iaf"), the
+    constructor options of its class in `model_utils.noise.CHANNELS`, and the MAF
+    marginal its ``density_estimator`` describes, if any."""
+
+    path: str
+    type: str
+    kind: str
+    options: dict
+    density: FlowSpec | None
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    type: str
+    weight: float
+    options: dict  # keyword arguments of the loss type's compute function
+    role: str
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    source: str
+    raw: dict
+    epochs: int
+    batch: int
+    optimizer: str
+    optimizer_params: dict
+    lr: float | str
+    lr_density: float | None
+    input_shape: tuple[int, int, int]
+    initializer: str
+    encoder: tuple[KerasLayerSpec, ...]
+    channel: ChannelSpec
+    decoder: tuple[KerasLayerSpec, ...]
+    recon: str
+    losses: tuple[LossSpec, ...]
+    beta: float | None
+    vamp_pseudo_inputs: int | None
+    notes: tuple[str, ...] = field(default=())
+
+    def with_beta(self, beta: float | None, source: str = "--beta") -> ExperimentConfig:
+        """Set the weight of every rate term (every loss with a non-zero weight that is
+        not a penalty) to `beta`; None leaves the weights as they are."""
+        if beta is None:
+            return self
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta < 0:
+            raise ConfigError(source, "", f"beta must be a finite number >= 0, got {beta!r}")
+        losses = tuple(
+            replace(loss, weight=float(beta)) if loss.weight != 0 and loss.role != PENALTY else loss
+            for loss in self.losses
+        )
+        return replace(self, losses=losses, beta=float(beta))
+
+    def with_epochs(self, epochs: int | None) -> ExperimentConfig:
+        if epochs is None:
+            return self
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ConfigError("--epochs", "", f"expected a positive integer, got {epochs!r}")
+        return replace(self, epochs=epochs)
+
+
+# ---- reading ----------------------------------------------------------------------------
+
+
+def read_config(spec: str, configs_dir: Path = CONFIGS_DIR) -> tuple[dict, str]:
+    """The JSON object of a config given as inline JSON, a path, or a name in `configs_dir`
+    (with or without ".json"), and a name for it in messages."""
+    if spec.lstrip().startswith("{"):
+        return _parse_json(spec, "inline JSON config"), "inline JSON config"
+    candidates = [Path(spec), configs_dir / spec, configs_dir / f"{spec}.json"]
+    for candidate in candidates:
+        if candidate.is_file():
+            try:
+                text = candidate.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                raise ConfigError(str(candidate), "", f"cannot be read: {error}") from None
+            return _parse_json(text, str(candidate)), str(candidate)
+    available = ", ".join(sorted(p.name for p in configs_dir.glob("*.json"))) or "none"
+    looked = ", ".join(str(c) for c in candidates)
+    raise ConfigError(spec, "", f"no such config file (looked for {looked}); configs in {configs_dir}: {available}")
+
+
+def _parse_json(text: str, source: str) -> dict:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(source, f"line {error.lineno} column {error.colno}", f"invalid JSON: {error.msg}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, "", "a config must be a JSON object {...}")
+    return data
+
+
+def load_config(spec: str, configs_dir: Path = CONFIGS_DIR) -> ExperimentConfig:
+    raw, source = read_config(spec, configs_dir)
+    return parse_config(raw, source)
+
+
+# ---- validation -------------------------------------------------------------------------
+
+_TOP_LEVEL = {
+    "epochs", "batch", "optimizer", "optimizer_params", "lr", "lr_density", "input_shape",
+    "latent_dims", "decoder_dims", "layers", "initializer", "recon", "losses", "beta",
+}
+_TOP_LEVEL_LEGACY = {
+    "activation": _mapping,  # per-layer activations are what count
+    "output_activation": _activation,  # checked against the last decoder layer below
+    "lagrangian_fit": _inert(0),
+    "anneal_schedule": _inert(None),
+    "anneal_function": _inert(None),
+    "extra_maf": _inert(0),
+}
+
+
+def parse_config(raw: dict, source: str) -> ExperimentConfig:
+    """Validate a config's JSON object; raise ConfigError on the first problem."""
+    notes: list[str] = []
+    top = _Section(raw, "", source, notes)
+    top.check_keys(_TOP_LEVEL, _TOP_LEVEL_LEGACY)
+
+    batch = top.get("batch", _positive_int)
+    if batch < 2:
+        raise top.error("batch", "echo noise and MMD need at least 2 examples per batch")
+    input_shape = top.get("input_shape", _positive_ints)
+    if len(input_shape) != 3:
+        raise top.error("input_shape", f"expected [height, width, channels], got {list(input_shape)}")
+    initializer = top.get("initializer", str, "glorot_uniform")
+    try:
+        keras.initializers.get(initializer)
+    except ValueError:
+        raise top.error("initializer", f"unknown Keras initializer {initializer!r}") from None
+    optimizer = top.get("optimizer", _one_of(*OPTIMIZERS), "Adam")
+    optimizer_params = top.get("optimizer_params", _mapping, {})
+    try:
+        OPTIMIZERS[optimizer](**optimizer_params)
+    except (TypeError, ValueError) as error:
+        raise top.error("optimizer_params", f"not accepted by keras.optimizers.{optimizer}: {error}") from None
+
+    latent_dims = top.get("latent_dims", _positive_ints)
+    decoder_dims = top.get("decoder_dims", _positive_ints)
+    encoder, channel, decoder = _parse_layers(top, batch, latent_dims, decoder_dims)
+    recon = top.get("recon", _one_of(*DISTORTIONS), "bce")
+    _check_output_activation(top, decoder[-1], recon)
+    losses, vamp_inputs = _parse_losses(top, channel, encoder, latent_dims)
+
+    config = ExperimentConfig(
+        source=source,
+        raw=raw,
+        epochs=top.get("epochs", _positive_int),
+        batch=batch,
+        optimizer=optimizer,
+        optimizer_params=optimizer_params,
+        lr=top.get("lr", _learning_rate),
+        lr_density=top.get("lr_density", _optional(_positive), None),
+        input_shape=tuple(input_shape),
+        initializer=initializer,
+        encoder=encoder,
+        channel=channel,
+        decoder=decoder,
+        recon=recon,
+        losses=losses,
+        beta=None,
+        vamp_pseudo_inputs=vamp_inputs,
+        notes=tuple(notes),
+    )
+    return config.with_beta(top.get("beta", _non_negative, None), source=f"{source}: beta")
+
+
+def _learning_rate(value: Any) -> float | str:
+    if isinstance(value, str):
+        if value not in SCHEDULES:
+            raise _Invalid(f"unknown schedule {value!r}; expected a number or one of: {', '.join(SCHEDULES)}")
+        return value
+    return _positive(value)
+
+
+def _parse_layers(top: _Section, batch: int, latent_dims, decoder_dims):
+    layers = top.get("layers", lambda v: v if isinstance(v, list) and v else _fail("expected a non-empty list"))
+    encoder: list[KerasLayerSpec] = []
+    decoder: list[KerasLayerSpec] = []
+    channel: ChannelSpec | None = None
+    for position, value in enumerate(layers):
+        section = top.child(f"layers[{position}]", value)
+        is_encoder = section.get("encoder", _boolean)
+        layer_type = section.get("type", str)
+        if layer_type in CHANNELS:
+            if not is_encoder:
+                raise section.error("encoder", f"a {layer_type!r} noise layer belongs to the encoder")
+            if channel is not None:
+                raise section.error("type", f"a second noise layer; the first is {channel.path}")
+            size = _size(section, latent_dims, "latent_dims")
+            channel = _parse_channel(section, layer_type, size, batch, top.get("initializer", str, "glorot_uniform"))
+        elif layer_type in KERAS_LAYERS:
+            if is_encoder and channel is not None:
+                raise section.error("type", f"encoder layers must come before the noise layer {channel.path}")
+            dims = latent_dims if is_encoder else decoder_dims
+            spec = _parse_keras_layer(section, layer_type, _size(section, dims, "latent_dims" if is_encoder else "decoder_dims"))
+            (encoder if is_encoder else decoder).append(spec)
+        else:
+            known = ", ".join(list(KERAS_LAYERS) + list(CHANNELS))
+            raise section.error("type", f"unknown layer type {layer_type!r}; expected one of: {known}")
+    if channel is None:
+        raise top.error("layers", f"no noise layer; one encoder layer must have a type among {', '.join(CHANNELS)}")
+    if not decoder:
+        raise top.error("layers", "no decoder layers (entries with \"encoder\": false)")
+    return tuple(encoder), channel, tuple(decoder)
+
+
+def _fail(problem: str):
+    raise _Invalid(problem)
+
+
+def _size(section: _Section, dims: tuple[int, ...], dims_key: str) -> int:
+    index = section.get("layer", _integer)
+    if not -len(dims) <= index < len(dims):
+        raise section.error("layer", f"{index} is out of range for {dims_key}, which has {len(dims)} entries")
+    return dims[index]
+
+
+def _parse_keras_layer(section: _Section, layer_type: str, size: int) -> KerasLayerSpec:
+    section.check_keys({"layer", "encoder", "type", "activation", "layer_kwargs"}, {"k": _inert(1)})
+    spec = KerasLayerSpec(
+        path=section.path,
+        type=layer_type,
+        size=size,
+        activation=section.get("activation", _optional(_activation), None),
+        kwargs=section.get("layer_kwargs", _mapping, {}),
+    )
+    try:
+        spec.build()
+    except (TypeError, ValueError) as error:
+        raise section.error("layer_kwargs", f"not accepted by keras.layers.{layer_type}: {error}") from None
+    return spec
+
+
+def _parse_channel(section: _Section, layer_type: str, units: int, batch: int, initializer: str) -> ChannelSpec:
+    section.check_keys({"layer", "encoder", "type", "layer_kwargs", "density_estimator", "activation"}, {"k": _inert(1)})
+    if section.data.get("activation") is not None:
+        raise section.error("activation", "a noise layer has no activation; use layer_kwargs (fx_act, sx_act for echo)")
+    kwargs = section.child("layer_kwargs", section.data.get("layer_kwargs", {}))
+    kind = CHANNELS[layer_type].kind
+    options = {"units": units, "kernel_initializer": initializer}
+    if kind == "echo":
+        options.update(_echo_options(kwargs, batch))
+    elif kind == "iaf":
+        flow = _flow(kwargs)
+        options.update(steps=flow.steps, hidden_units=flow.hidden_units, activation=flow.activation, mean_only=flow.mean_only)
+    else:
+        kwargs.check_keys(set())
+    density = None
+    if "density_estimator" in section.data:
+        if kind == "echo":
+            raise section.error("density_estimator", "Echo's rate is exact and needs no marginal density")
+        estimator = section.child("density_estimator", section.data["density_estimator"])
+        estimator.check_keys({"type", "layer_kwargs"})
+        estimator.get("type", _one_of("maf"))
+        density = _flow(estimator.child("layer_kwargs", estimator.data.get("layer_kwargs", {})))
+    return ChannelSpec(section.path, layer_type, kind, options, density)
+
+
+def _flow(kwargs: _Section) -> FlowSpec:
+    kwargs.check_keys({"steps", "mean_only", "layers", "activation"})
+    return FlowSpec(
+        steps=kwargs.get("steps", _positive_int, 1),
+        hidden_units=kwargs.get("layers", _positive_ints, (640, 640, 640)),
+        activation=kwargs.get("activation", _activation, "relu"),
+        mean_only=kwargs.get("mean_only", _boolean, True),
+    )
+
+
+def _echo_options(kwargs: _Section, batch: int) -> dict:
+    kwargs.check_keys(
+        {"d_max", "noise", "clip", "fx_clip", "replace", "echomc", "echo_mc", "fx_act", "sx_act"},
+        {
+            "nomc": _boolean,
+            "calc_log": _inert(True),
+            "mean_shift": _inert(False),
+            "init": _number,
+            "bias": _number,
+        },
+    )
+    d_max = kwargs.get("d_max", _positive_int, 100)
+    if d_max > batch:
+        raise kwargs.error("d_max", f"{d_max} is larger than the batch ({batch}): a batch has only {batch - 1} other examples")
+    echo_mc = kwargs.get("echo_mc", _boolean, kwargs.get("echomc", _boolean, False))
+    if echo_mc and kwargs.get("nomc", _boolean, False):
+        raise kwargs.error("nomc", "contradicts echomc: true")
+    fx_clip = kwargs.get("fx_clip", _optional(_positive), None)
+    fx_act = kwargs.get("fx_act", _activation, "model_utils.activations.tanh16")
+    if fx_clip is None and get_activation(fx_act) not in _UNIT_BOUNDED:
+        raise kwargs.error("fx_act", f"{fx_act!r} is not bounded by 1; set fx_clip so that the clip can bound |f(x)|")
+    sx_act = kwargs.get("sx_act", _activation, "tensorflow.math.log_sigmoid")
+    if get_activation(sx_act) not in _LOG_SCALE:
+        raise kwargs.error("sx_act", f"{sx_act!r} does not give log s(x) <= 0; use a log-sigmoid (log_sigmoid, log_sig64)")
+    replace_ = kwargs.get("replace", _boolean, False)
+    terms = echo_noise.echo_terms(batch, d_max, replace_)
+    bound = fx_clip if fx_clip is not None else 1.0
+    clip = kwargs.get("clip", _optional(_unit_interval), None)
+    if clip is None:
+        clip = echo_noise.echo_clip(terms, bound)
+    elif echo_noise.echo_tail_bound(clip, terms, bound) > echo_noise.TAIL_TOLERANCE:
+        raise kwargs.error(
+            "clip",
+            f"{clip} is too large for the {terms} echo terms a batch of {batch} gives (d_max={d_max}): "
+            f"the truncated noise would be inexact; use at most {echo_noise.echo_clip(terms, bound):.4f} "
+            "or omit clip to compute it",
+        )
+    return {
+        "batch": batch,
+        "d_max": d_max,
+        "clip": clip,
+        "fx_clip": fx_clip,
+        "replace": replace_,
+        "echo_mc": echo_mc,
+        "multiplicative": kwargs.get("noise", _one_of("additive", "multiplicative"), "additive") == "multiplicative",
+        "fx_activation": fx_act,
+        "sx_activation": sx_act,
+    }
+
+
+def _check_output_activation(top: _Section, last: KerasLayerSpec, recon: str) -> None:
+    declared = top.data.get("output_activation")
+    if declared is not None and get_activation(declared) is not get_activation(last.activation):
+        raise top.error("output_activation", f"{declared!r} differs from the last decoder layer's activation {last.activation!r} ({last.path})")
+    if DISTORTIONS[recon].from_logits and get_activation(last.activation) is not keras.activations.sigmoid:
+        raise ConfigError(top.source, f"{last.path}.activation", f"recon {recon!r} needs a sigmoid output, got {last.activation!r}")
+
+
+def _parse_losses(top: _Section, channel: ChannelSpec, encoder, latent_dims) -> tuple[tuple[LossSpec, ...], int | None]:
+    entries = top.get("losses", lambda v: v if isinstance(v, list) and v else _fail("expected a non-empty list"))
+    losses: list[LossSpec] = []
+    vamp_inputs = None
+    for position, value in enumerate(entries):
+        section = top.child(f"losses[{position}]", value)
+        section.check_keys(
+            {"type", "weight", "loss_kwargs"},
+            {"layer": _integer, "encoder": _inert(True), "output": _integer, "layer_kwargs": _mapping},
+        )
+        loss_type = section.get("type", _one_of(*LOSS_TYPES))
+        kind = LOSS_TYPES[loss_type]
+        if any(loss.type == loss_type for loss in losses):
+            raise section.error("type", f"loss {loss_type!r} is listed twice")
+        if channel.kind not in kind.channels:
+            raise section.error("type", f"loss {loss_type!r} needs a {' or '.join(sorted(kind.channels))} noise layer, but {channel.path} is {channel.type!r}")
+        if kind.marginal == "maf" and channel.density is None:
+            raise section.error("type", f"loss {loss_type!r} needs a \"density_estimator\" of type \"maf\" on the noise layer {channel.path}")
+        kwargs = section.child("loss_kwargs", section.data.get("loss_kwargs", {}))
+        options = {}
+        if loss_type == "echo":
+            _check_echo_loss(kwargs, channel)
+        elif loss_type == "mmd":
+            kwargs.check_keys({"kernel", "bw"})
+            kwargs.get("kernel", _one_of("gaussian"), "gaussian")
+            options["bw"] = kwargs.get("bw", _optional(_positive), None)
+        elif loss_type == "vamp":
+            vamp_inputs = _vamp_inputs(kwargs, encoder)
+        else:
+            kwargs.check_keys(set())
+        losses.append(LossSpec(loss_type, section.get("weight", _non_negative, 1.0), options, kind.role))
+    _check_roles(top, losses)
+    if channel.density is not None and not any(LOSS_TYPES[loss.type].marginal == "maf" for loss in losses):
+        top.notes.append(f"{channel.path}.density_estimator: unused (no maf or made_density loss)")
+    return tuple(losses), vamp_inputs
+
+
+def _check_echo_loss(kwargs: _Section, channel: ChannelSpec) -> None:
+    kwargs.check_keys({"clip"}, {"calc_log": _inert(True)})
+    clip = kwargs.get("clip", _optional(_unit_interval), None)
+    layer_clip = channel.options["clip"]
+    if clip is not None and abs(clip - layer_clip) > 1e-12:
+        raise kwargs.error("clip", f"{clip} differs from the clip of the echo layer {channel.path} ({layer_clip}); the rate is exact only for the clip used for sampling")
+
+
+def _vamp_inputs(kwargs: _Section, encoder: tuple[KerasLayerSpec, ...]) -> int:
+    kwargs.check_keys({"inputs", "layers"})
+    layers = kwargs.get("layers", _positive_ints, None)
+    sizes = tuple(layer.size for layer in encoder)
+    if layers is not None and tuple(layers) != sizes:
+        raise kwargs.error("layers", f"the VampPrior encodes its pseudo-inputs with the model's encoder, whose sizes are {list(sizes)}, not {list(layers)}")
+    return kwargs.get("inputs", _positive_int, 750)
+
+
+def _check_roles(top: _Section, losses: list[LossSpec]) -> None:
+    roles = [loss.role for loss in losses]
+    complete = roles.count(RATE)
+    posterior, marginal = roles.count(POSTERIOR), roles.count(MARGINAL)
+    if (complete, posterior, marginal) not in {(1, 0, 0), (0, 1, 1)}:
+        names = ", ".join(loss.type for loss in losses)
+        raise top.error(
+            "losses",
+            f"the rate terms ({names}) do not form one rate: give either one of "
+            f"{', '.join(t for t, k in LOSS_TYPES.items() if k.role == RATE)}, or one posterior term "
+            f"({', '.join(t for t, k in LOSS_TYPES.items() if k.role == POSTERIOR)}) with one marginal term "
+            f"({', '.join(t for t, k in LOSS_TYPES.items() if k.role == MARGINAL)}); penalties (mmd) may be added",
+        )
+

@@ -1,0 +1,318 @@
+"""Train one rate-distortion autoencoder from a JSON config and save its history.
+
+    python run.py --config echo.json --beta 1.0 --filename echo_example --dataset binary_mnist
+
+Rates, distortions and losses are in nats per example. Results go to
+``<results-dir>/<filename>.pickle`` (a plain dict, see README) with the weights beside it
+as ``<filename>.weights.h5``. Exit status: 0 on success, 2 for an invalid command line or
+config, 1 for a data problem, a diverged run or an interrupted one; nothing is written
+unless the run completes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+from dataclasses import replace
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import datasets
+from datasets.pipeline import evaluation_pipeline, keep_per_label, subsample, training_pipeline
+from model import build_model
+from model_utils.config import ConfigError, ExperimentConfig, load_config
+from model_utils.results import result_paths, save_pickle, write_atomically
+from model_utils.schedules import learning_rate_schedule
+
+EXIT_DATA, EXIT_USAGE = 1, 2
+
+
+class RunError(Exception):
+    """A problem that ends the run with a message and a non-zero exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_DATA):
+        super().__init__(message)
+        self.status = status
+
+
+def _beta(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Train a rate-distortion autoencoder (Echo, VAE, IAF; rates in nats per example).",
+    )
+    parser.add_argument("--config", default="echo.json", help="config name in configs/, a path, or inline JSON")
+    parser.add_argument("--beta", type=_beta, default=None, help="weight of every rate term (default: the config's)")
+    parser.add_argument("--filename", default=None, help="results name (default: <config>_<dataset>_beta<b>_seed<s>)")
+    parser.add_argument("--dataset", default="binary_mnist", help=f"one of: {', '.join(datasets.NAMES)}")
+    parser.add_argument("--noise", choices=("additive", "multiplicative"), default=None, help="Echo noise type")
+    parser.add_argument("--validate", action="store_true", help="evaluate on the validation split after each epoch")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras progress: 0 silent, 1 bar, 2 line")
+    parser.add_argument("--per_label", type=_positive_int, default=None, help="keep N training examples per class")
+    parser.add_argument("--epochs", type=_positive_int, default=None, help="number of epochs (default: the config's)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; a run is reproducible from it")
+    parser.add_argument("--data-dir", default=None, help="directory with the data files (before $ECHO_DATA_DIR)")
+    parser.add_argument("--results-dir", default="results", help="where results are written (default: results/)")
+    parser.add_argument("--train-size", type=_positive_int, default=None, help="train on a random subset of N examples")
+    parser.add_argument("--test-size", type=_positive_int, default=None, help="test on a random subset of N examples")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing results of the same filename")
+    return parser.parse_args(argv)
+
+
+# ---- set-up -----------------------------------------------------------------------------
+
+
+def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
+    """The config with the command line's --beta, --epochs and --noise applied."""
+    config = load_config(args.config).with_beta(args.beta).with_epochs(args.epochs)
+    if args.noise is not None:
+        if config.channel.kind != "echo":
+            raise ConfigError("--noise", "", f"applies to Echo noise only; this config's noise layer is {config.channel.type!r}")
+        options = {**config.channel.options, "multiplicative": args.noise == "multiplicative"}
+        config = _replace_channel_options(config, options)
+    return config
+
+
+def _replace_channel_options(config: ExperimentConfig, options: dict) -> ExperimentConfig:
+    return replace(config, channel=replace(config.channel, options=options))
+
+
+def default_filename(args: argparse.Namespace, config: ExperimentConfig) -> str:
+    stem = "inline" if config.source.startswith("inline") else Path(config.source).stem
+    beta = f"_beta{config.beta:g}" if config.beta is not None else ""
+    return f"{stem}_{args.dataset}{beta}_seed{args.seed}"
+
+
+def prepare_data(args: argparse.Namespace, config: ExperimentConfig) -> tuple[datasets.Dataset, dict[str, np.ndarray | None]]:
+    """The dataset and the arrays to train, validate and test on (subsets applied)."""
+    data = datasets.load(args.dataset, args.data_dir)
+    if tuple(data.x_train.shape[1:]) != tuple(config.input_shape):
+        raise RunError(
+            f"{config.source}: input_shape {list(config.input_shape)} does not match the images of "
+            f"{data.name}, {list(data.x_train.shape[1:])}",
+            EXIT_USAGE,
+        )
+    x_train, y_train = data.x_train, data.y_train
+    if args.per_label is not None:
+        x_train, y_train = keep_per_label(x_train, y_train, args.per_label, args.seed)
+    if args.train_size is not None:
+        x_train, y_train = subsample(x_train, y_train, args.train_size, args.seed)
+    x_test = data.x_test
+    if args.test_size is not None:
+        # The binarized MNIST test file is sorted by class: a subset must be random.
+        x_test, _ = subsample(x_test, data.y_test, args.test_size, args.seed + 1)
+    x_val = None
+    if args.validate:
+        if data.x_val is None:
+            raise RunError(f"--validate: the dataset {data.name} has no validation split", EXIT_USAGE)
+        x_val = data.x_val
+    for split, x in (("training", x_train), ("test", x_test), ("validation", x_val)):
+        if x is not None and len(x) < config.batch:
+            raise RunError(
+                f"the {split} set has {len(x)} examples, fewer than one batch of {config.batch}: "
+                "Echo noise and evaluation use full batches only",
+                EXIT_USAGE,
+            )
+    return data, {"train": x_train, "val": x_val, "test": x_test}
+
+
+# ---- training ---------------------------------------------------------------------------
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Sets each epoch's learning rate from the schedule and records it with the epoch's
+    wall time (seconds, validation included)."""
+
+    def __init__(self, config: ExperimentConfig):
+        super().__init__()
+        self.schedule = learning_rate_schedule(config.lr)
+        self.epochs = config.epochs
+        self.lr: list[float] = []
+        self.epoch_time: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        rate = self.schedule(epoch, self.epochs)
+        self.model.optimizer.learning_rate = rate
+        self.lr.append(rate)
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_time.append(time.perf_counter() - self._start)
+
+
+def train(model, config: ExperimentConfig, arrays: dict, args: argparse.Namespace) -> tuple[dict, EpochLog]:
+    epoch_log = EpochLog(config)
+    validation = evaluation_pipeline(arrays["val"], config.batch) if arrays["val"] is not None else None
+    history = model.fit(
+        training_pipeline(arrays["train"], config.batch, args.seed),
+        epochs=config.epochs,
+        validation_data=validation,
+        callbacks=[epoch_log, keras.callbacks.TerminateOnNaN()],
+        verbose=args.verbose,
+        shuffle=False,  # the pipeline shuffles, with the run's seed
+    )
+    logged = {name: [float(v) for v in values] for name, values in history.history.items()}
+    diverged = [name for name, values in logged.items() if not all(math.isfinite(v) for v in values)]
+    if diverged or len(logged.get("loss", [])) < config.epochs:
+        raise RunError(
+            f"training diverged: {', '.join(diverged) or 'loss'} became NaN or infinite in epoch "
+            f"{len(logged.get('loss', []))}; no results were written (try a smaller learning rate)"
+        )
+    return logged, epoch_log
+
+
+def encoder_statistics(model, x: np.ndarray, batch: int) -> dict[str, np.ndarray]:
+    """z_mean, z_log_scale and a sample z for every example of x, each [N, D] (full
+    batches; the final overlapping batch contributes only its new examples)."""
+    encode = tf.function(lambda images: model.encode(images))
+    parts: dict[str, list[np.ndarray]] = {"z_mean": [], "z_log_scale": [], "z": []}
+    for images, weights in evaluation_pipeline(x, batch):
+        outputs = encode(images)
+        keep = weights.numpy() > 0
+        for name in parts:
+            parts[name].append(outputs[name].numpy()[keep])
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def evaluate(model, x: np.ndarray, batch: int) -> dict[str, float]:
+    """Per-example means over x of every reported term, in nats, plus the ELBO."""
+    scores = model.evaluate(evaluation_pipeline(x, batch), verbose=0, return_dict=True)
+    scores = {name: float(value) for name, value in scores.items()}
+    scores["elbo"] = -(scores["rate"] + scores["distortion"])
+    return scores
+
+
+# ---- results ----------------------------------------------------------------------------
+
+
+def resolved_config(config: ExperimentConfig) -> dict:
+    """The config as run: the file's JSON with the effective epochs, beta and loss weights,
+    plus the channel's resolved options (e.g. the computed Echo clip)."""
+    raw = copy.deepcopy(config.raw)
+    raw["epochs"] = config.epochs
+    if config.beta is not None:
+        raw["beta"] = config.beta
+    for entry, loss in zip(raw["losses"], config.losses):
+        entry["weight"] = loss.weight
+    raw["resolved_channel"] = {"type": config.channel.type, **config.channel.options}
+    return raw
+
+
+def collect_results(args, config, data, arrays, history, epoch_log, scores, statistics) -> dict[str, Any]:
+    results: dict[str, Any] = dict(history)
+    results["lr"] = epoch_log.lr
+    results["epoch_time"] = epoch_log.epoch_time
+    results.update({f"test_{name}": value for name, value in scores.items()})
+    results.update(statistics)
+    results.update(
+        units="nats per example",
+        config=resolved_config(config),
+        config_source=config.source,
+        config_notes=list(config.notes),
+        args=vars(args),
+        dataset={
+            "name": data.name,
+            "source": data.source,
+            "train_size": len(arrays["train"]),
+            "val_size": None if arrays["val"] is None else len(arrays["val"]),
+            "test_size": len(arrays["test"]),
+        },
+        seed=args.seed,
+        versions={
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+        },
+    )
+    return results
+
+
+def save(model, results: dict, pickle_path: Path, weights_path: Path) -> None:
+    """Weights first, then the pickle: a pickle only exists for a completely saved run."""
+    write_atomically(weights_path, lambda temporary: model.save_weights(str(temporary)), suffix=".weights.h5")
+    save_pickle(pickle_path, results)
+
+
+# ---- main -------------------------------------------------------------------------------
+
+
+def start_line(args, config, data, arrays, model, pickle_path) -> str:
+    val = f", validation {len(arrays['val'])}" if arrays["val"] is not None else ""
+    beta = f"beta={config.beta:g}" if config.beta is not None else "loss weights as configured"
+    clip = f" (clip {model.channel.clip:.4f})" if config.channel.kind == "echo" else ""
+    return (
+        f"echo: {config.source} [{config.channel.type} noise{clip}, losses: "
+        f"{', '.join(f'{loss.type}×{loss.weight:g}' for loss in config.losses)}] on {data.name} "
+        f"({data.source}; train {len(arrays['train'])}{val}, test {len(arrays['test'])}), "
+        f"{model.count_params():,} parameters, {beta}, {config.epochs} epochs of batch {config.batch}, "
+        f"seed {args.seed} -> {pickle_path}"
+    )
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    config = resolve_config(args)
+    filename = args.filename or default_filename(args, config)
+    pickle_path, weights_path = result_paths(args.results_dir, filename)
+    if pickle_path.exists() and not args.overwrite:
+        raise RunError(f"{pickle_path} exists; choose another --filename or pass --overwrite", EXIT_USAGE)
+    data, arrays = prepare_data(args, config)
+    keras.utils.set_random_seed(args.seed)
+    tf.config.experimental.enable_op_determinism()
+    model = build_model(config)
+    print(start_line(args, config, data, arrays, model, pickle_path), flush=True)
+
+    history, epoch_log = train(model, config, arrays, args)
+    scores = evaluate(model, arrays["test"], config.batch)
+    statistics = encoder_statistics(model, arrays["test"], config.batch)
+    results = collect_results(args, config, data, arrays, history, epoch_log, scores, statistics)
+    save(model, results, pickle_path, weights_path)
+    print(
+        f"test: rate {scores['rate']:.3f}, distortion {scores['distortion']:.3f}, "
+        f"-ELBO {-scores['elbo']:.3f} (nats per example); saved {pickle_path}",
+        flush=True,
+    )
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        run(args)
+    except ConfigError as error:
+        print(f"error: config {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except datasets.DatasetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_DATA
+    except RunError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.status
+    except KeyboardInterrupt:
+        print("error: interrupted; no results were written", file=sys.stderr)
+        return EXIT_DATA
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Shared helpers of the test suite: where the fixtures live, and tiny data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT_CONFIGS = sorted((REPO / "configs").glob("*.json"))
+SHARED = Path(os.environ.get("ECHO_SHARED_DIR", REPO.parent / "shared"))
+REFERENCE_CONFIG_DIR = SHARED / "reference" / "configs"
+REFERENCE_CONFIGS = sorted(REFERENCE_CONFIG_DIR.glob("*.json"))
+
+
+def reference_config_params() -> list:
+    """The reference configs as pytest parameters. Without ../shared they are skipped,
+    with the reason shown, unless ECHO_DATA_DIR is set (as in CI): then their absence
+    fails the test instead of hiding it."""
+    if REFERENCE_CONFIGS:
+        return [pytest.param(path, id=f"reference/{path.name}") for path in REFERENCE_CONFIGS]
+    if os.environ.get("ECHO_DATA_DIR"):
+        return [pytest.param(REFERENCE_CONFIG_DIR, id="reference-configs-missing")]
+    return [pytest.param(None, marks=pytest.mark.skip(reason=f"no reference configs in {REFERENCE_CONFIG_DIR}"))]
+
+
+def require_file(path: Path) -> Path:
+    if path is None or not path.is_file():
+        pytest.fail(f"fixture missing: {path}")
+    return path
+
+
+def tiny_images(n: int, seed: int = 0, ink: float = 0.2) -> np.ndarray:
+    """n random binary 28x28 images, float32 (n, 28, 28, 1)."""
+    return (np.random.default_rng(seed).uniform(size=(n, 28, 28, 1)) < ink).astype("float32")

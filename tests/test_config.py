@@ -1,0 +1,224 @@
+"""Config loading and validation (`model_utils/config.py`)."""
+
+import copy
+import json
+import math
+
+import pytest
+
+import echo_noise
+from model_utils.config import ConfigError, load_config, parse_config, read_config
+from support import PROJECT_CONFIGS, REPO, reference_config_params, require_file
+
+EXPERIMENTS = {
+    "echo.json", "echo_linear.json", "echo_tanh64.json", "vae.json", "info_vae.json", "vae_maf.json",
+    "vae_vamp.json", "iaf_prior.json", "iaf_prior_mmd.json", "iaf_maf.json", "iaf_vamp.json",
+}
+# What each experiment compares: its noise channel and its rate terms.
+EXPECTED = {
+    "echo.json": ("echo", {"echo"}),
+    "echo_linear.json": ("echo", {"echo"}),
+    "echo_tanh64.json": ("echo", {"echo"}),
+    "vae.json": ("gaussian", {"vae"}),
+    "info_vae.json": ("gaussian", {"vae", "mmd"}),
+    "vae_maf.json": ("gaussian", {"gaussian_ent", "maf"}),
+    "vae_vamp.json": ("gaussian", {"gaussian_ent", "vamp"}),
+    "iaf_prior.json": ("iaf", {"iaf", "gaussian_pdf"}),
+    "iaf_prior_mmd.json": ("iaf", {"iaf", "gaussian_pdf", "mmd"}),
+    "iaf_maf.json": ("iaf", {"iaf", "maf", "made_density"}),
+    "iaf_vamp.json": ("iaf", {"iaf", "vamp"}),
+}
+
+
+def test_the_project_has_the_eleven_experiments():
+    assert {path.name for path in PROJECT_CONFIGS} == EXPERIMENTS
+
+
+@pytest.mark.parametrize("path", PROJECT_CONFIGS + reference_config_params(), ids=str)
+def test_every_config_parses_to_its_experiment(path):
+    config = load_config(str(require_file(path)))
+    kind, loss_types = EXPECTED[path.name]
+    assert config.channel.kind == kind
+    assert {loss.type for loss in config.losses} <= loss_types
+    assert config.batch == 100 and config.input_shape == (28, 28, 1)
+    assert config.channel.options["units"] == 32
+
+
+def test_echo_configs_get_the_clip_of_the_reference_implementation():
+    # The reference configs wrote 0.8359 (tanh, M = 1) and 0.8175 (linear, fx_clip 10) by hand.
+    assert round(load_config("echo.json").channel.options["clip"], 4) == 0.8359
+    linear = load_config("echo_linear.json").channel.options
+    assert linear["fx_clip"] == 10 and round(linear["clip"], 4) == 0.8175
+
+
+def test_a_config_is_found_by_name_path_or_inline_json():
+    by_name = read_config("vae")[0]
+    by_path = read_config(str(REPO / "configs" / "vae.json"))[0]
+    inline = read_config(json.dumps(by_name))
+    assert by_name == by_path == inline[0]
+    assert inline[1] == "inline JSON config"
+
+
+# ---- beta -------------------------------------------------------------------------------
+
+
+def test_beta_sets_every_rate_weight_but_not_penalties_or_zero_weights():
+    raw = _raw("iaf_prior_mmd.json")
+    raw["losses"][1]["weight"] = 0.0  # gaussian_pdf switched off on purpose
+    config = parse_config(raw, "test").with_beta(0.25)
+    weights = {loss.type: loss.weight for loss in config.losses}
+    assert weights == {"iaf": 0.25, "gaussian_pdf": 0.0, "mmd": 999.0}
+
+
+def test_the_configs_own_beta_applies_and_the_command_line_overrides_it():
+    raw = _raw("vae.json")
+    raw["beta"] = 3.0
+    config = parse_config(raw, "test")
+    assert [loss.weight for loss in config.losses] == [3.0]
+    assert [loss.weight for loss in config.with_beta(0.5).losses] == [0.5]
+
+
+@pytest.mark.parametrize("beta", [-1.0, math.nan, math.inf])
+def test_an_invalid_beta_is_refused(beta):
+    with pytest.raises(ConfigError, match="beta"):
+        load_config("vae.json").with_beta(beta)
+    raw = _raw("vae.json")
+    raw["beta"] = beta
+    with pytest.raises(ConfigError, match="beta"):
+        parse_config(raw, "test.json")
+
+
+# ---- invalid configs: one clear message with the key path --------------------------------
+
+
+def _raw(name):
+    return copy.deepcopy(read_config(name)[0])
+
+
+def _channel(raw):
+    return next(layer for layer in raw["layers"] if layer["type"] in {"echo", "vae", "iaf"})
+
+
+def _expect(raw, path, fragment):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, "broken.json")
+    message = str(caught.value)
+    assert message.startswith(f"broken.json: {path}"), message
+    assert fragment in message, message
+
+
+def test_unknown_layer_type():
+    raw = _raw("echo.json")
+    raw["layers"][2]["type"] = "Conv3D"
+    _expect(raw, "layers[2].type", "unknown layer type 'Conv3D'")
+
+
+def test_unknown_loss_type():
+    raw = _raw("vae.json")
+    raw["losses"][0]["type"] = "kl"
+    _expect(raw, "losses[0].type", "expected one of")
+
+
+def test_a_loss_for_a_channel_the_config_does_not_have():
+    raw = _raw("vae.json")
+    raw["losses"] = [{"type": "echo", "weight": 1.0}]
+    _expect(raw, "losses[0].type", "needs a echo noise layer")
+
+
+def test_a_maf_loss_without_a_density_estimator():
+    raw = _raw("vae_maf.json")
+    del _channel(raw)["density_estimator"]
+    _expect(raw, "losses[1].type", "density_estimator")
+
+
+def test_a_missing_key():
+    raw = _raw("echo.json")
+    del raw["batch"]
+    _expect(raw, "batch", "is missing")
+
+
+def test_a_misspelled_key():
+    raw = _raw("echo.json")
+    raw["epoch"] = raw.pop("epochs")
+    _expect(raw, "epoch", "unknown key")
+
+
+def test_d_max_larger_than_the_batch():
+    raw = _raw("echo.json")
+    _channel(raw)["layer_kwargs"]["d_max"] = 101
+    _expect(raw, "layers[5].layer_kwargs.d_max", "larger than the batch")
+
+
+def test_a_clip_too_large_for_the_terms_a_batch_provides():
+    raw = _raw("echo.json")
+    raw["batch"] = 50
+    _channel(raw)["layer_kwargs"].update(d_max=50, clip=0.8359)
+    _expect(raw, "layers[5].layer_kwargs.clip", f"at most {echo_noise.echo_clip(49):.4f}")
+
+
+def test_an_echo_loss_clip_that_differs_from_the_layer_clip():
+    raw = _raw("echo.json")
+    raw["losses"][0]["loss_kwargs"] = {"clip": 0.8}
+    _expect(raw, "losses[0].loss_kwargs.clip", "differs from the clip of the echo layer")
+
+
+def test_an_unbounded_echo_mean_without_fx_clip():
+    raw = _raw("echo_linear.json")
+    del _channel(raw)["layer_kwargs"]["fx_clip"]
+    _expect(raw, "layers[5].layer_kwargs.fx_act", "not bounded by 1")
+
+
+def test_an_activation_is_never_imported_from_a_config():
+    raw = _raw("vae.json")
+    raw["layers"][0]["activation"] = "os.system"
+    _expect(raw, "layers[0].activation", "unknown activation 'os.system'")
+
+
+def test_terms_that_do_not_form_a_rate():
+    raw = _raw("vae_maf.json")
+    raw["losses"] = [raw["losses"][0]]  # a posterior term without a marginal
+    _expect(raw, "losses", "do not form one rate")
+
+
+def test_a_layer_index_outside_latent_dims():
+    raw = _raw("vae.json")
+    raw["layers"][1]["layer"] = 9
+    _expect(raw, "layers[1].layer", "out of range for latent_dims")
+
+
+def test_keras_arguments_are_checked():
+    raw = _raw("vae.json")
+    raw["layers"][0]["layer_kwargs"]["kernal_size"] = 3
+    _expect(raw, "layers[0].layer_kwargs", "keras.layers.Conv2D")
+
+
+def test_a_legacy_key_is_accepted_only_when_inert():
+    raw = _raw("vae.json")
+    raw["lagrangian_fit"] = 0
+    assert any("lagrangian_fit" in note for note in parse_config(raw, "ok.json").notes)
+    raw["lagrangian_fit"] = 1
+    _expect(raw, "lagrangian_fit", "is not supported")
+
+
+def test_bce_needs_a_sigmoid_output():
+    raw = _raw("vae.json")
+    raw["layers"][-1]["activation"] = "keras.activations.relu"
+    _expect(raw, "layers[12].activation", "needs a sigmoid output")
+
+
+def test_vamp_layers_must_be_the_encoders():
+    raw = _raw("iaf_vamp.json")
+    raw["losses"][1]["loss_kwargs"]["layers"] = [32, 32]
+    _expect(raw, "losses[1].loss_kwargs.layers", "encodes its pseudo-inputs with the model's encoder")
+
+
+def test_malformed_json_names_the_line(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('{\n  "batch": 100,\n  "epochs": \n}\n')
+    with pytest.raises(ConfigError, match=r"bad.json: line 4 column 1: invalid JSON"):
+        load_config(str(path))
+
+
+def test_a_missing_config_file_lists_the_available_ones():
+    with pytest.raises(ConfigError, match="no such config file.*echo.json"):
+        load_config("does_not_exist.json")
