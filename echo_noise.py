@@ -189,11 +189,11 @@ def _check_tail(batch_size, d_max: int, replace: bool, clip: float, fx_bound: fl
         "(and pass the same clip to echo_loss), or replace=True"
     )
     if isinstance(batch_size, int):
-        terms = echo_terms(batch_size, d_max, replace)
-        if terms < needed:
+        if batch_size < 2 or echo_terms(batch_size, d_max, replace) < needed:
             raise ValueError(f"echo_sample: a batch of {batch_size} examples is too small: {advice}")
         return None
-    terms = d_max if replace else tf.minimum(d_max, batch_size - 1)
+    # With replacement a batch of 2 already gives d_max terms, but a batch of 1 gives none.
+    terms = tf.where(batch_size < 2, 0, d_max if replace else tf.minimum(d_max, batch_size - 1))
     return tf.debugging.assert_greater_equal(
         terms, needed, message=f"echo_sample: the batch is too small: {advice}"
     )
@@ -276,32 +276,30 @@ def echo_sample(
     if echo_mc:
         fx = fx - tf.reduce_mean(fx, axis=0, keepdims=True)
 
-    if static_batch is not None:
-        batch_size = int(static_batch)
-        _check_tail(batch_size, d_max, replace, clip, fx_bound)
-        dependencies = []
-        neighbours = (
-            _neighbour_indices(batch_size, d_max, replace=True, pop=True)
-            if replace
-            else permute_neighbor_indices(batch_size, d_max)
-        )
-    else:
-        batch_size = tf.shape(fx)[0]
-        dependencies = [_check_tail(batch_size, d_max, replace, clip, fx_bound)]
-        neighbours = (
-            _neighbour_indices(batch_size, d_max, replace=True, pop=True)
-            if replace
-            else indices_without_replacement(batch_size, d_max)
-        )
-
-    with tf.control_dependencies(dependencies):
-        # log Π_{k<l} S(x⁽ᵏ⁾): exclusive cumulative sum over the echo terms, axis 1 of [B, L, ...].
-        log_weights = tf.cumsum(tf.gather(log_S, neighbours), axis=1, exclusive=True)
-        noise = tf.reduce_sum(tf.exp(log_weights) * tf.gather(fx, neighbours), axis=1)
+    neighbours = _checked_neighbours(fx, static_batch, d_max, replace, clip, fx_bound)
+    # log Π_{k<l} S(x⁽ᵏ⁾): exclusive cumulative sum over the echo terms, axis 1 of [B, L, ...].
+    log_weights = tf.cumsum(tf.gather(log_S, neighbours), axis=1, exclusive=True)
+    noise = tf.reduce_sum(tf.exp(log_weights) * tf.gather(fx, neighbours), axis=1)
     if return_noise:
         return noise
     z = fx + tf.exp(log_S) * noise
     return tf.exp(z) if multiplicative else z
+
+
+def _checked_neighbours(fx, static_batch, d_max: int, replace: bool, clip: float, fx_bound: float) -> tf.Tensor:
+    """The neighbour indices [B, L] for this batch, once the batch is known to give enough
+    echo terms for `clip` (checked in Python for a static batch size, else at run time)."""
+    if static_batch is not None:
+        batch_size = int(static_batch)
+        _check_tail(batch_size, d_max, replace, clip, fx_bound)
+        if replace:
+            return _neighbour_indices(batch_size, d_max, replace=True, pop=True)
+        return permute_neighbor_indices(batch_size, d_max)
+    batch_size = tf.shape(fx)[0]
+    with tf.control_dependencies([_check_tail(batch_size, d_max, replace, clip, fx_bound)]):
+        if replace:
+            return _neighbour_indices(batch_size, d_max, replace=True, pop=True)
+        return indices_without_replacement(batch_size, d_max)
 
 
 def _assert_batch(fx: tf.Tensor, batch: int) -> tf.Tensor:

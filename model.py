@@ -22,13 +22,13 @@ from __future__ import annotations
 from functools import partial
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from model_utils.config import OPTIMIZERS, ConfigError, ExperimentConfig
 from model_utils.losses import DISTORTIONS, LOSS_TYPES, PENALTY
 from model_utils.noise import CHANNELS
 from model_utils.priors import MAFMarginal, VampPrior
+from model_utils.schedules import learning_rate_schedule
 
 _SPATIAL_LAYERS = {"Conv2D", "Conv2DTranspose"}
 
@@ -37,8 +37,7 @@ def build_marginal(config: ExperimentConfig) -> keras.layers.Layer | None:
     """The learned marginal p(z) the losses need: a MAF, a VampPrior, or None."""
     needed = {LOSS_TYPES[loss.type].marginal for loss in config.losses} - {None}
     if "maf" in needed:
-        flow = config.channel.density
-        return MAFMarginal(flow.steps, flow.hidden_units, flow.activation, flow.mean_only, name="maf_marginal")
+        return MAFMarginal(config.channel.density, name="maf_marginal")
     if "vamp" in needed:
         return VampPrior(config.vamp_pseudo_inputs, config.input_shape, name="vamp_prior")
     return None
@@ -74,9 +73,18 @@ class RateDistortionModel(keras.Model):
         self.density_optimizer = None
 
     def build(self, input_shape):
-        """Build every layer, the marginal included, with one forward pass on a zero batch
-        of the configured size (Echo noise needs a full batch)."""
-        self.per_example_terms(tf.zeros((self.experiment.batch, *input_shape[1:])))
+        """Build every layer, the marginal included, with a forward pass on a zero batch of
+        the configured size (Echo noise needs a full batch); refuse a decoder that does not
+        reproduce the input shape (ConfigError)."""
+        probe = tf.zeros((self.experiment.batch, *input_shape[1:]))
+        output_shape = tuple(self.call(probe).shape[1:])
+        if output_shape != tuple(input_shape[1:]):
+            raise ConfigError(
+                self.experiment.source,
+                "layers",
+                f"the decoder produces images of shape {list(output_shape)}, but input_shape is {list(input_shape[1:])}",
+            )
+        self.per_example_terms(probe)
 
     # ---- forward ------------------------------------------------------------------------
 
@@ -135,14 +143,18 @@ class RateDistortionModel(keras.Model):
         with tf.GradientTape() as tape:
             terms = self.per_example_terms(x, training=True)
             loss = tf.reduce_mean(terms["loss"])
-        marginal_ids = {id(v) for v in self.marginal.trainable_variables} if self.density_optimizer else set()
         variables = self.trainable_variables
         gradients = tape.gradient(loss, variables)
         pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
-        self.optimizer.apply_gradients([(g, v) for g, v in pairs if id(v) not in marginal_ids])
-        if self.density_optimizer:
-            self.density_optimizer.apply_gradients([(g, v) for g, v in pairs if id(v) in marginal_ids])
+        separate = {id(v) for v in self.separately_optimized_variables()}
+        self.optimizer.apply_gradients([(g, v) for g, v in pairs if id(v) not in separate])
+        if separate:
+            self.density_optimizer.apply_gradients([(g, v) for g, v in pairs if id(v) in separate])
         return self._record(terms)
+
+    def separately_optimized_variables(self) -> list:
+        """The marginal's variables when they have their own optimizer (``lr_density``)."""
+        return self.marginal.trainable_variables if self.density_optimizer is not None else []
 
     def test_step(self, data):
         x, weights = data[0], data[1]
@@ -150,21 +162,15 @@ class RateDistortionModel(keras.Model):
 
 
 def build_model(config: ExperimentConfig) -> RateDistortionModel:
-    """Build and compile the model of `config`; check that the decoder reproduces the
-    input shape (ConfigError otherwise)."""
+    """Build and compile the model of `config`, with the learning rate of its first epoch."""
     model = RateDistortionModel(config, name="rate_distortion_autoencoder")
     model.build((None, *config.input_shape))
-    output_shape = tuple(model(np.zeros((config.batch, *config.input_shape), "float32")).shape[1:])
-    if output_shape != tuple(config.input_shape):
-        raise ConfigError(
-            config.source,
-            "layers",
-            f"the decoder produces images of shape {list(output_shape)}, but input_shape is {list(config.input_shape)}",
-        )
     optimizer = OPTIMIZERS[config.optimizer]
-    model.compile(optimizer=optimizer(**config.optimizer_params))
-    model.optimizer.build(model.trainable_variables)
+    first_rate = learning_rate_schedule(config.lr)(0, config.epochs)
+    model.compile(optimizer=optimizer(**{**config.optimizer_params, "learning_rate": first_rate}))
     if config.lr_density is not None and model.marginal is not None and model.marginal.trainable_variables:
         model.density_optimizer = optimizer(**{**config.optimizer_params, "learning_rate": config.lr_density})
         model.density_optimizer.build(model.marginal.trainable_variables)
+    separate = {id(v) for v in model.separately_optimized_variables()}
+    model.optimizer.build([v for v in model.trainable_variables if id(v) not in separate])
     return model

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-from dataclasses import replace
 import platform
 import sys
 import time
@@ -84,17 +83,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
     """The config with the command line's --beta, --epochs and --noise applied."""
-    config = load_config(args.config).with_beta(args.beta).with_epochs(args.epochs)
-    if args.noise is not None:
-        if config.channel.kind != "echo":
-            raise ConfigError("--noise", "", f"applies to Echo noise only; this config's noise layer is {config.channel.type!r}")
-        options = {**config.channel.options, "multiplicative": args.noise == "multiplicative"}
-        config = _replace_channel_options(config, options)
-    return config
-
-
-def _replace_channel_options(config: ExperimentConfig, options: dict) -> ExperimentConfig:
-    return replace(config, channel=replace(config.channel, options=options))
+    return load_config(args.config).with_beta(args.beta).with_epochs(args.epochs).with_noise(args.noise)
 
 
 def default_filename(args: argparse.Namespace, config: ExperimentConfig) -> str:
@@ -206,15 +195,19 @@ def evaluate(model, x: np.ndarray, batch: int) -> dict[str, float]:
 
 
 def resolved_config(config: ExperimentConfig) -> dict:
-    """The config as run: the file's JSON with the effective epochs, beta and loss weights,
-    plus the channel's resolved options (e.g. the computed Echo clip)."""
+    """The config as run, still a valid config: the file's JSON with the effective epochs,
+    beta, loss weights and Echo noise type."""
     raw = copy.deepcopy(config.raw)
     raw["epochs"] = config.epochs
     if config.beta is not None:
         raw["beta"] = config.beta
     for entry, loss in zip(raw["losses"], config.losses):
         entry["weight"] = loss.weight
-    raw["resolved_channel"] = {"type": config.channel.type, **config.channel.options}
+    if config.channel.kind == "echo":
+        layer = raw["layers"][config.channel.position]
+        layer.setdefault("layer_kwargs", {})["noise"] = (
+            "multiplicative" if config.channel.options["multiplicative"] else "additive"
+        )
     return raw
 
 
@@ -227,6 +220,7 @@ def collect_results(args, config, data, arrays, history, epoch_log, scores, stat
     results.update(
         units="nats per example",
         config=resolved_config(config),
+        channel={"type": config.channel.type, **config.channel.options},
         config_source=config.source,
         config_notes=list(config.notes),
         args=vars(args),
@@ -273,6 +267,8 @@ def start_line(args, config, data, arrays, model, pickle_path) -> str:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     config = resolve_config(args)
     filename = args.filename or default_filename(args, config)
+    if Path(filename).name != filename or filename in {".", ".."}:
+        raise RunError(f"--filename must be a plain file name, without directories; got {filename!r}", EXIT_USAGE)
     pickle_path, weights_path = result_paths(args.results_dir, filename)
     if pickle_path.exists() and not args.overwrite:
         raise RunError(f"{pickle_path} exists; choose another --filename or pass --overwrite", EXIT_USAGE)

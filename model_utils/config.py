@@ -222,26 +222,21 @@ class KerasLayerSpec:
 
 
 @dataclass(frozen=True)
-class FlowSpec:
-    """An autoregressive flow: `steps` MADE transforms with `hidden_units`."""
-
-    steps: int
-    hidden_units: tuple[int, ...]
-    activation: str
-    mean_only: bool
-
-
-@dataclass(frozen=True)
 class ChannelSpec:
-    """The noise layer: its config type, its kind ("echo", "gaussian", "iaf"), the
-    constructor options of its class in `model_utils.noise.CHANNELS`, and the MAF
-    marginal its ``density_estimator`` describes, if any."""
+    """The noise layer: its position in ``layers``, its config type, its kind ("echo",
+    "gaussian", "iaf"), the constructor options of its class in
+    `model_utils.noise.CHANNELS`, and the flow of the MAF marginal its
+    ``density_estimator`` describes, if any."""
 
-    path: str
+    position: int
     type: str
     kind: str
     options: dict
-    density: FlowSpec | None
+    density: dict | None  # the MAF's flow options, see model_utils.flows.flow_from_options
+
+    @property
+    def path(self) -> str:
+        return f"layers[{self.position}]"
 
 
 @dataclass(frozen=True)
@@ -285,6 +280,17 @@ class ExperimentConfig:
             for loss in self.losses
         )
         return replace(self, losses=losses, beta=float(beta))
+
+    def with_noise(self, noise: str | None) -> ExperimentConfig:
+        """Make Echo noise "additive" or "multiplicative"; None leaves it as configured."""
+        if noise is None:
+            return self
+        if noise not in ("additive", "multiplicative"):
+            raise ConfigError("--noise", "", f"expected additive or multiplicative, got {noise!r}")
+        if self.channel.kind != "echo":
+            raise ConfigError("--noise", "", f"applies to Echo noise only; this config's noise layer is {self.channel.type!r}")
+        options = {**self.channel.options, "multiplicative": noise == "multiplicative"}
+        return replace(self, channel=replace(self.channel, options=options))
 
     def with_epochs(self, epochs: int | None) -> ExperimentConfig:
         if epochs is None:
@@ -365,6 +371,8 @@ def parse_config(raw: dict, source: str) -> ExperimentConfig:
         raise top.error("initializer", f"unknown Keras initializer {initializer!r}") from None
     optimizer = top.get("optimizer", _one_of(*OPTIMIZERS), "Adam")
     optimizer_params = top.get("optimizer_params", _mapping, {})
+    if "learning_rate" in optimizer_params:
+        raise top.error("optimizer_params", "learning_rate is set by \"lr\" (and \"lr_density\"), not here")
     try:
         OPTIMIZERS[optimizer](**optimizer_params)
     except (TypeError, ValueError) as error:
@@ -423,7 +431,7 @@ def _parse_layers(top: _Section, batch: int, latent_dims, decoder_dims):
             if channel is not None:
                 raise section.error("type", f"a second noise layer; the first is {channel.path}")
             size = _size(section, latent_dims, "latent_dims")
-            channel = _parse_channel(section, layer_type, size, batch, top.get("initializer", str, "glorot_uniform"))
+            channel = _parse_channel(section, position, layer_type, size, batch, top.get("initializer", str, "glorot_uniform"))
         elif layer_type in KERAS_LAYERS:
             if is_encoder and channel is not None:
                 raise section.error("type", f"encoder layers must come before the noise layer {channel.path}")
@@ -467,7 +475,7 @@ def _parse_keras_layer(section: _Section, layer_type: str, size: int) -> KerasLa
     return spec
 
 
-def _parse_channel(section: _Section, layer_type: str, units: int, batch: int, initializer: str) -> ChannelSpec:
+def _parse_channel(section: _Section, position: int, layer_type: str, units: int, batch: int, initializer: str) -> ChannelSpec:
     section.check_keys({"layer", "encoder", "type", "layer_kwargs", "density_estimator", "activation"}, {"k": _inert(1)})
     if section.data.get("activation") is not None:
         raise section.error("activation", "a noise layer has no activation; use layer_kwargs (fx_act, sx_act for echo)")
@@ -477,8 +485,7 @@ def _parse_channel(section: _Section, layer_type: str, units: int, batch: int, i
     if kind == "echo":
         options.update(_echo_options(kwargs, batch))
     elif kind == "iaf":
-        flow = _flow(kwargs)
-        options.update(steps=flow.steps, hidden_units=flow.hidden_units, activation=flow.activation, mean_only=flow.mean_only)
+        options["flow"] = _flow(kwargs)
     else:
         kwargs.check_keys(set())
     density = None
@@ -489,17 +496,18 @@ def _parse_channel(section: _Section, layer_type: str, units: int, batch: int, i
         estimator.check_keys({"type", "layer_kwargs"})
         estimator.get("type", _one_of("maf"))
         density = _flow(estimator.child("layer_kwargs", estimator.data.get("layer_kwargs", {})))
-    return ChannelSpec(section.path, layer_type, kind, options, density)
+    return ChannelSpec(position, layer_type, kind, options, density)
 
 
-def _flow(kwargs: _Section) -> FlowSpec:
+def _flow(kwargs: _Section) -> dict:
+    """The options of `model_utils.flows.flow_from_options`."""
     kwargs.check_keys({"steps", "mean_only", "layers", "activation"})
-    return FlowSpec(
-        steps=kwargs.get("steps", _positive_int, 1),
-        hidden_units=kwargs.get("layers", _positive_ints, (640, 640, 640)),
-        activation=kwargs.get("activation", _activation, "relu"),
-        mean_only=kwargs.get("mean_only", _boolean, True),
-    )
+    return {
+        "steps": kwargs.get("steps", _positive_int, 1),
+        "hidden_units": list(kwargs.get("layers", _positive_ints, (640, 640, 640))),
+        "activation": kwargs.get("activation", _activation, "relu"),
+        "mean_only": kwargs.get("mean_only", _boolean, True),
+    }
 
 
 def _echo_options(kwargs: _Section, batch: int) -> dict:

@@ -33,6 +33,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from model_utils.activations import get_activation
+
 _PACKAGE = "echo"
 
 # (kernel, bias, 0/1 mask) of one masked dense layer.
@@ -231,3 +233,16 @@ class AutoregressiveFlow(keras.layers.Layer):
             mean_only=made.mean_only,
         )
         return config
+
+
+def flow_from_options(options: dict[str, Any], name: str, dtype: Any = None) -> AutoregressiveFlow:
+    """The flow a config describes: ``{"steps", "hidden_units", "activation", "mean_only"}``,
+    with the activation given by a name of the project's registry (`model_utils.activations`)."""
+    return AutoregressiveFlow(
+        options["steps"],
+        options["hidden_units"],
+        activation=get_activation(options["activation"]),
+        mean_only=options["mean_only"],
+        name=name,
+        dtype=dtype,
+    )

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 import echo_noise
 from model_utils.activations import get_activation
-from model_utils.flows import AutoregressiveFlow
+from model_utils.flows import flow_from_options
 from model_utils.gaussian import log_normal_diag
 
 Outputs = dict[str, tf.Tensor]
@@ -171,9 +171,10 @@ class GaussianChannel(_GaussianHeads):
 class IAFChannel(_GaussianHeads):
     """Inverse autoregressive flow encoder (Kingma et al. 2016).
 
-    z_0 = μ(x) + σ(x)·ε, then z = T(z_0) through `steps` MADE-based affine autoregressive
-    transforms (shift-only when `mean_only`), whose parameters are shared by all x as in
-    the reference implementation. By the change of variables,
+    z_0 = μ(x) + σ(x)·ε, then z = T(z_0) through the flow `flow` describes
+    ({"steps", "hidden_units", "activation", "mean_only"}, see `flow_from_options`): MADE-based
+    affine autoregressive transforms whose parameters are shared by all x, as in the
+    reference implementation. By the change of variables,
 
         log q(z|x) = log N(z_0; μ(x), σ²(x)) - log|det ∂T/∂z_0|.
 
@@ -183,25 +184,10 @@ class IAFChannel(_GaussianHeads):
 
     kind = "iaf"
 
-    def __init__(
-        self,
-        units: int,
-        steps: int = 1,
-        hidden_units: tuple[int, ...] = (640, 640, 640),
-        activation: str = "relu",
-        mean_only: bool = True,
-        kernel_initializer: str = "glorot_uniform",
-        **kwargs,
-    ):
+    def __init__(self, units: int, flow: dict, kernel_initializer: str = "glorot_uniform", **kwargs):
         super().__init__(units, kernel_initializer=kernel_initializer, **kwargs)
-        self.steps = steps
-        self.hidden_units = tuple(hidden_units)
-        self.activation = activation
-        self.mean_only = mean_only
-        self.flow = AutoregressiveFlow(
-            steps, self.hidden_units, activation=get_activation(activation), mean_only=mean_only, name="iaf",
-            dtype=self.dtype_policy,
-        )
+        self.flow_options = dict(flow)
+        self.flow = flow_from_options(self.flow_options, name="iaf", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -216,13 +202,7 @@ class IAFChannel(_GaussianHeads):
         return outputs
 
     def get_config(self) -> dict:
-        return {
-            **super().get_config(),
-            "steps": self.steps,
-            "hidden_units": list(self.hidden_units),
-            "activation": self.activation,
-            "mean_only": self.mean_only,
-        }
+        return {**super().get_config(), "flow": self.flow_options}
 
 
 CHANNELS: dict[str, type[keras.layers.Layer]] = {

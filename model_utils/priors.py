@@ -15,36 +15,22 @@ from typing import Callable, Sequence
 import keras
 import tensorflow as tf
 
-from model_utils.activations import get_activation
-from model_utils.flows import AutoregressiveFlow
+from model_utils.flows import flow_from_options
 from model_utils.gaussian import LOG_2PI, log_standard_normal
 
 
 @keras.saving.register_keras_serializable(package="echo")
 class MAFMarginal(keras.layers.Layer):
-    """log p(z) = log N(u; 0, I) + log|det ∂u/∂z| with u = T(z), T a stack of `steps`
-    MADE-based affine autoregressive transforms (shift-only when `mean_only`).
+    """log p(z) = log N(u; 0, I) + log|det ∂u/∂z| with u = T(z), T the flow `flow` describes
+    ({"steps", "hidden_units", "activation", "mean_only"}, see `flow_from_options`).
 
     Input z [B, D]; output log p(z) [B], in nats.
     """
 
-    def __init__(
-        self,
-        steps: int = 1,
-        hidden_units: Sequence[int] = (640, 640, 640),
-        activation: str = "relu",
-        mean_only: bool = True,
-        **kwargs,
-    ):
+    def __init__(self, flow: dict, **kwargs):
         super().__init__(**kwargs)
-        self.steps = steps
-        self.hidden_units = tuple(hidden_units)
-        self.activation = activation
-        self.mean_only = mean_only
-        self.flow = AutoregressiveFlow(
-            steps, self.hidden_units, activation=get_activation(activation), mean_only=mean_only, name="maf",
-            dtype=self.dtype_policy,
-        )
+        self.flow_options = dict(flow)
+        self.flow = flow_from_options(self.flow_options, name="maf", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.flow.build(input_shape)
@@ -54,13 +40,7 @@ class MAFMarginal(keras.layers.Layer):
         return log_standard_normal(u) + log_det
 
     def get_config(self) -> dict:
-        return {
-            **super().get_config(),
-            "steps": self.steps,
-            "hidden_units": list(self.hidden_units),
-            "activation": self.activation,
-            "mean_only": self.mean_only,
-        }
+        return {**super().get_config(), "flow": self.flow_options}
 
 
 GaussianEncoder = Callable[[tf.Tensor], "tuple[tf.Tensor, tf.Tensor]"]

@@ -15,6 +15,39 @@ REFERENCE_CONFIG_DIR = SHARED / "reference" / "configs"
 REFERENCE_CONFIGS = sorted(REFERENCE_CONFIG_DIR.glob("*.json"))
 
 
+BATCH = 20
+
+
+def _conv(index, encoder, kind, kernel, strides, padding, activation="relu"):
+    return {
+        "layer": index, "encoder": encoder, "type": kind, "activation": activation,
+        "layer_kwargs": {"kernel_size": kernel, "strides": strides, "padding": padding},
+    }
+
+
+# A tiny Echo autoencoder (3,889 parameters) in the config schema: 28x28 -> 4 latents -> 28x28.
+TINY = {
+    "epochs": 2,
+    "batch": BATCH,
+    "lr": 0.003,
+    "input_shape": [28, 28, 1],
+    "latent_dims": [4, 4, 8, 4],
+    "decoder_dims": [8, 4, 4, 1],
+    "layers": [
+        _conv(0, True, "Conv2D", 3, 2, "same"),
+        _conv(1, True, "Conv2D", 3, 2, "same"),
+        _conv(2, True, "Conv2D", 7, 1, "valid"),
+        {"layer": 3, "encoder": True, "type": "echo", "layer_kwargs": {"d_max": BATCH}},
+        _conv(0, False, "Conv2DTranspose", 7, 1, "valid"),
+        _conv(1, False, "Conv2DTranspose", 3, 2, "same"),
+        _conv(2, False, "Conv2DTranspose", 3, 2, "same"),
+        _conv(3, False, "Conv2D", 3, 1, "same", "sigmoid"),
+    ],
+    "recon": "bce",
+    "losses": [{"type": "echo", "weight": 1.0}],
+}
+
+
 def reference_config_params() -> list:
     """The reference configs as pytest parameters. Without ../shared they are skipped,
     with the reason shown, unless ECHO_DATA_DIR is set (as in CI): then their absence

@@ -278,6 +278,18 @@ def test_a_batch_too_small_for_the_clip_is_refused_eagerly():
     assert z.shape == (50, 4)
 
 
+def test_a_single_example_is_refused_even_with_replacement():
+    fx, sx = _constant_scale_batch(1, 4, 0.5, -0.5, seed=17)
+    with pytest.raises(ValueError, match="too small"):
+        echo_noise.echo_sample([fx, sx], replace=True)
+    spec = tf.TensorSpec([None, 4], tf.float64)
+    sample = tf.function(
+        lambda f, s: echo_noise.echo_sample([f, s], replace=True, set_batch=False), input_signature=[spec, spec]
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="too small"):
+        sample(fx, sx)
+
+
 def test_a_batch_too_small_is_refused_at_run_time_for_an_unknown_batch_dimension():
     spec = tf.TensorSpec([None, 4], tf.float64)
     sample = tf.function(

@@ -94,7 +94,7 @@ def test_vamp_prior_is_the_mixture_of_the_encoders_gaussians():
 
 
 def test_maf_marginal_integrates_to_one():
-    marginal = MAFMarginal(2, (8,), activation="tanh", mean_only=False, dtype="float64")
+    marginal = MAFMarginal({"steps": 2, "hidden_units": [8], "activation": "tanh", "mean_only": False}, dtype="float64")
     marginal.build((None, 2))
     for weight in marginal.weights:
         weight.assign(RNG.normal(scale=0.3, size=weight.shape))

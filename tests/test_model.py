@@ -1,16 +1,16 @@
 """The model built from every config (`model.py`): it trains, and its terms add up."""
 
+import copy
 import math
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import echo_noise
 from datasets.pipeline import evaluation_pipeline, training_pipeline
 from model import build_model
-from model_utils.config import ConfigError, load_config, parse_config, read_config
-from support import PROJECT_CONFIGS, reference_config_params, require_file, tiny_images
+from model_utils.config import ConfigError, load_config, parse_config
+from support import BATCH, PROJECT_CONFIGS, TINY, reference_config_params, require_file, tiny_images
 
 
 @pytest.mark.parametrize("path", PROJECT_CONFIGS + reference_config_params(), ids=str)
@@ -29,3 +29,53 @@ def test_every_config_trains_a_few_steps_and_evaluates(path):
     # The reported rate is the sum of the rate terms, penalties excluded.
     rate_terms = [loss.type for loss in config.losses if loss.role != "penalty"]
     assert scores["rate"] == pytest.approx(sum(scores[name] for name in rate_terms), rel=1e-5, abs=1e-4)
+
+
+def _tiny(channel, losses, **top):
+    """The tiny test autoencoder with another noise layer and losses."""
+    raw = copy.deepcopy(TINY)
+    raw["layers"][3] = {"layer": 3, "encoder": True, **channel}
+    raw.update(losses=losses, **top)
+    return parse_config(raw, "tiny test config")
+
+
+FLOW = {"steps": 2, "layers": [16, 16], "mean_only": False}
+FAMILIES = {
+    "vae+maf": ({"type": "vae", "density_estimator": {"type": "maf", "layer_kwargs": FLOW}},
+                [{"type": "gaussian_ent"}, {"type": "maf"}]),
+    "iaf+vamp": ({"type": "iaf", "layer_kwargs": FLOW}, [{"type": "iaf"}, {"type": "vamp", "loss_kwargs": {"inputs": 7}}]),
+    "iaf+prior+mmd": ({"type": "iaf", "layer_kwargs": FLOW},
+                      [{"type": "iaf"}, {"type": "gaussian_pdf"}, {"type": "mmd", "weight": 10}]),
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=list(FAMILIES))
+def test_each_family_trains_in_graph_mode_and_its_loss_decreases(family):
+    config = _tiny(*FAMILIES[family])
+    tf.keras.utils.set_random_seed(1)
+    model = build_model(config)
+    x = tiny_images(200, seed=2)
+    history = model.fit(training_pipeline(x, BATCH, seed=0), epochs=4, verbose=0, shuffle=False).history
+    assert all(math.isfinite(v) for values in history.values() for v in values)
+    assert history["loss"][-1] < history["loss"][0]
+
+
+def test_lr_density_gives_the_marginal_its_own_learning_rate():
+    channel, losses = FAMILIES["vae+maf"]
+    config = _tiny(channel, losses, lr=1e-2, lr_density=1e-5)
+    model = build_model(config)
+    marginal_before = [v.numpy() for v in model.marginal.trainable_variables]
+    encoder_before = [v.numpy() for v in model.encoder_layers[0].trainable_variables]
+    model.fit(training_pipeline(tiny_images(BATCH), BATCH, seed=0), epochs=1, verbose=0, shuffle=False)
+    # Adam's first step moves every parameter with a non-zero gradient by about its learning rate.
+    marginal_steps = np.concatenate([np.abs(v.numpy() - b).ravel() for v, b in zip(model.marginal.trainable_variables, marginal_before)])
+    encoder_steps = np.concatenate([np.abs(v.numpy() - b).ravel() for v, b in zip(model.encoder_layers[0].trainable_variables, encoder_before)])
+    assert marginal_steps.max() <= 1.01e-5 and marginal_steps.max() > 0
+    assert encoder_steps.max() == pytest.approx(1e-2, rel=0.01)
+
+
+def test_a_decoder_that_does_not_rebuild_the_input_is_refused():
+    raw = copy.deepcopy(TINY)
+    raw["layers"][6]["layer_kwargs"]["strides"] = 1  # 14x14 output instead of 28x28
+    with pytest.raises(ConfigError, match=r"decoder produces images of shape \[14, 14, 1\]"):
+        build_model(parse_config(raw, "tiny"))
