@@ -259,7 +259,7 @@ def start_line(args, config, data, arrays, model, pickle_path) -> str:
         f"echo: {config.source} [{config.channel.type} noise{clip}, losses: "
         f"{', '.join(f'{loss.type}×{loss.weight:g}' for loss in config.losses)}] on {data.name} "
         f"({data.source}; train {len(arrays['train'])}{val}, test {len(arrays['test'])}), "
-        f"{model.count_params():,} parameters, {beta}, {config.epochs} epochs of batch {config.batch}, "
+        f"{model.count_params():,} parameters, {beta}, {config.epochs} epoch{'s' * (config.epochs != 1)} of batch {config.batch}, "
         f"seed {args.seed} -> {pickle_path}"
     )
 

@@ -124,6 +124,12 @@ def _positive_ints(value: Any) -> tuple[int, ...]:
         raise _Invalid(f"expected a non-empty list of positive integers, got {value!r}") from None
 
 
+def _non_empty_list(value: Any) -> list:
+    if not isinstance(value, list) or not value:
+        raise _Invalid(f"expected a non-empty list, got {value!r}")
+    return value
+
+
 def _activation(value: Any) -> str:
     try:
         get_activation(value)
@@ -380,7 +386,7 @@ def parse_config(raw: dict, source: str) -> ExperimentConfig:
 
     latent_dims = top.get("latent_dims", _positive_ints)
     decoder_dims = top.get("decoder_dims", _positive_ints)
-    encoder, channel, decoder = _parse_layers(top, batch, latent_dims, decoder_dims)
+    encoder, channel, decoder = _parse_layers(top, batch, initializer, latent_dims, decoder_dims)
     recon = top.get("recon", _one_of(*DISTORTIONS), "bce")
     _check_output_activation(top, decoder[-1], recon)
     losses, vamp_inputs = _parse_losses(top, channel, encoder, latent_dims)
@@ -416,8 +422,8 @@ def _learning_rate(value: Any) -> float | str:
     return _positive(value)
 
 
-def _parse_layers(top: _Section, batch: int, latent_dims, decoder_dims):
-    layers = top.get("layers", lambda v: v if isinstance(v, list) and v else _fail("expected a non-empty list"))
+def _parse_layers(top: _Section, batch: int, initializer: str, latent_dims, decoder_dims):
+    layers = top.get("layers", _non_empty_list)
     encoder: list[KerasLayerSpec] = []
     decoder: list[KerasLayerSpec] = []
     channel: ChannelSpec | None = None
@@ -431,7 +437,7 @@ def _parse_layers(top: _Section, batch: int, latent_dims, decoder_dims):
             if channel is not None:
                 raise section.error("type", f"a second noise layer; the first is {channel.path}")
             size = _size(section, latent_dims, "latent_dims")
-            channel = _parse_channel(section, position, layer_type, size, batch, top.get("initializer", str, "glorot_uniform"))
+            channel = _parse_channel(section, position, layer_type, size, batch, initializer)
         elif layer_type in KERAS_LAYERS:
             if is_encoder and channel is not None:
                 raise section.error("type", f"encoder layers must come before the noise layer {channel.path}")
@@ -446,10 +452,6 @@ def _parse_layers(top: _Section, batch: int, latent_dims, decoder_dims):
     if not decoder:
         raise top.error("layers", "no decoder layers (entries with \"encoder\": false)")
     return tuple(encoder), channel, tuple(decoder)
-
-
-def _fail(problem: str):
-    raise _Invalid(problem)
 
 
 def _size(section: _Section, dims: tuple[int, ...], dims_key: str) -> int:
@@ -569,7 +571,7 @@ def _check_output_activation(top: _Section, last: KerasLayerSpec, recon: str) ->
 
 
 def _parse_losses(top: _Section, channel: ChannelSpec, encoder, latent_dims) -> tuple[tuple[LossSpec, ...], int | None]:
-    entries = top.get("losses", lambda v: v if isinstance(v, list) and v else _fail("expected a non-empty list"))
+    entries = top.get("losses", _non_empty_list)
     losses: list[LossSpec] = []
     vamp_inputs = None
     for position, value in enumerate(entries):
