@@ -26,7 +26,7 @@ import tensorflow as tf
 
 import datasets
 from datasets.pipeline import evaluation_pipeline, keep_per_label, subsample, training_pipeline
-from model import build_model
+from model import RateDistortionModel, build_model
 from model_utils.config import ConfigError, ExperimentConfig, load_config
 from model_utils.results import result_paths, save_pickle, write_atomically
 from model_utils.schedules import learning_rate_schedule
@@ -149,7 +149,9 @@ class EpochLog(keras.callbacks.Callback):
         self.epoch_time.append(time.perf_counter() - self._start)
 
 
-def train(model, config: ExperimentConfig, arrays: dict, args: argparse.Namespace) -> tuple[dict, EpochLog]:
+def train(model: RateDistortionModel, config: ExperimentConfig, arrays: dict, args: argparse.Namespace) -> tuple[dict, EpochLog]:
+    """Fit the model; the per-epoch history (nats per example) and the epoch log. A loss
+    that becomes NaN or infinite stops training and raises RunError."""
     epoch_log = EpochLog(config)
     validation = evaluation_pipeline(arrays["val"], config.batch) if arrays["val"] is not None else None
     history = model.fit(
@@ -170,7 +172,7 @@ def train(model, config: ExperimentConfig, arrays: dict, args: argparse.Namespac
     return logged, epoch_log
 
 
-def encoder_statistics(model, x: np.ndarray, batch: int) -> dict[str, np.ndarray]:
+def encoder_statistics(model: RateDistortionModel, x: np.ndarray, batch: int) -> dict[str, np.ndarray]:
     """z_mean, z_log_scale and a sample z for every example of x, each [N, D] (full
     batches; the final overlapping batch contributes only its new examples)."""
     encode = tf.function(lambda images: model.encode(images))
@@ -183,7 +185,7 @@ def encoder_statistics(model, x: np.ndarray, batch: int) -> dict[str, np.ndarray
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 
-def evaluate(model, x: np.ndarray, batch: int) -> dict[str, float]:
+def evaluate(model: RateDistortionModel, x: np.ndarray, batch: int) -> dict[str, float]:
     """Per-example means over x of every reported term, in nats, plus the ELBO."""
     scores = model.evaluate(evaluation_pipeline(x, batch), verbose=0, return_dict=True)
     scores = {name: float(value) for name, value in scores.items()}
@@ -211,7 +213,17 @@ def resolved_config(config: ExperimentConfig) -> dict:
     return raw
 
 
-def collect_results(args, config, data, arrays, history, epoch_log, scores, statistics) -> dict[str, Any]:
+def collect_results(
+    args: argparse.Namespace,
+    config: ExperimentConfig,
+    data: datasets.Dataset,
+    arrays: dict,
+    history: dict,
+    epoch_log: EpochLog,
+    scores: dict[str, float],
+    statistics: dict[str, np.ndarray],
+) -> dict[str, Any]:
+    """The results pickle: histories, test scores, encoder statistics and provenance."""
     results: dict[str, Any] = dict(history)
     results["lr"] = epoch_log.lr
     results["epoch_time"] = epoch_log.epoch_time
@@ -242,7 +254,7 @@ def collect_results(args, config, data, arrays, history, epoch_log, scores, stat
     return results
 
 
-def save(model, results: dict, pickle_path: Path, weights_path: Path) -> None:
+def save(model: RateDistortionModel, results: dict, pickle_path: Path, weights_path: Path) -> None:
     """Weights first, then the pickle: a pickle only exists for a completely saved run."""
     write_atomically(weights_path, lambda temporary: model.save_weights(str(temporary)), suffix=".weights.h5")
     save_pickle(pickle_path, results)
@@ -251,7 +263,15 @@ def save(model, results: dict, pickle_path: Path, weights_path: Path) -> None:
 # ---- main -------------------------------------------------------------------------------
 
 
-def start_line(args, config, data, arrays, model, pickle_path) -> str:
+def start_line(
+    args: argparse.Namespace,
+    config: ExperimentConfig,
+    data: datasets.Dataset,
+    arrays: dict,
+    model: RateDistortionModel,
+    pickle_path: Path,
+) -> str:
+    """One line saying what will run, on what, and where the results go."""
     val = f", validation {len(arrays['val'])}" if arrays["val"] is not None else ""
     beta = f"beta={config.beta:g}" if config.beta is not None else "loss weights as configured"
     clip = f" (clip {model.channel.clip:.4f})" if config.channel.kind == "echo" else ""
