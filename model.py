@@ -115,6 +115,10 @@ class RateDistortionModel(keras.Model):
 
     def per_example_terms(self, x: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
         """Every reported quantity for each example of the batch x, each [B], in nats."""
+        return self.terms_and_outputs(x, training)[0]
+
+    def terms_and_outputs(self, x: tf.Tensor, training: bool = False) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
+        """`per_example_terms` and the channel's outputs (``z``, ``z_mean``, ...) of one pass."""
         outputs = self.encode(x, training)
         terms = {"distortion": self.distortion.compute(x, self.decode(outputs["z"]))}
         rate = tf.zeros_like(terms["distortion"])
@@ -125,7 +129,7 @@ class RateDistortionModel(keras.Model):
             if role != PENALTY:
                 rate = rate + terms[name]
         terms["rate"], terms["loss"] = rate, loss
-        return terms
+        return terms, outputs
 
     # ---- training -----------------------------------------------------------------------
 

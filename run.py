@@ -172,25 +172,26 @@ def train(model: RateDistortionModel, config: ExperimentConfig, arrays: dict, ar
     return logged, epoch_log
 
 
-def encoder_statistics(model: RateDistortionModel, x: np.ndarray, batch: int) -> dict[str, np.ndarray]:
-    """z_mean, z_log_scale and a sample z for every example of x, each [N, D] (full
-    batches; the final overlapping batch contributes only its new examples)."""
-    encode = tf.function(lambda images: model.encode(images))
-    parts: dict[str, list[np.ndarray]] = {"z_mean": [], "z_log_scale": [], "z": []}
+STATISTICS = ("z_mean", "z_log_scale", "z")
+
+
+def evaluate(model: RateDistortionModel, x: np.ndarray, batch: int) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """One pass over x in full batches (the final, overlapping batch counts only its new
+    examples): the per-example means of every reported term, in nats, plus the ELBO; and
+    the encoder's z_mean, z_log_scale and a sample z for every example, each [N, D]."""
+    step = tf.function(model.terms_and_outputs)
+    totals: dict[str, float] = {}
+    statistics: dict[str, list[np.ndarray]] = {name: [] for name in STATISTICS}
     for images, weights in evaluation_pipeline(x, batch):
-        outputs = encode(images)
-        keep = weights.numpy() > 0
-        for name in parts:
-            parts[name].append(outputs[name].numpy()[keep])
-    return {name: np.concatenate(values) for name, values in parts.items()}
-
-
-def evaluate(model: RateDistortionModel, x: np.ndarray, batch: int) -> dict[str, float]:
-    """Per-example means over x of every reported term, in nats, plus the ELBO."""
-    scores = model.evaluate(evaluation_pipeline(x, batch), verbose=0, return_dict=True)
-    scores = {name: float(value) for name, value in scores.items()}
+        terms, outputs = step(images)
+        weights = weights.numpy().astype(np.float64)
+        for name, values in terms.items():
+            totals[name] = totals.get(name, 0.0) + float(weights @ values.numpy().astype(np.float64))
+        for name in STATISTICS:
+            statistics[name].append(outputs[name].numpy()[weights > 0])
+    scores = {name: total / len(x) for name, total in totals.items()}
     scores["elbo"] = -(scores["rate"] + scores["distortion"])
-    return scores
+    return scores, {name: np.concatenate(parts) for name, parts in statistics.items()}
 
 
 # ---- results ----------------------------------------------------------------------------
@@ -299,8 +300,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(start_line(args, config, data, arrays, model, pickle_path), flush=True)
 
     history, epoch_log = train(model, config, arrays, args)
-    scores = evaluate(model, arrays["test"], config.batch)
-    statistics = encoder_statistics(model, arrays["test"], config.batch)
+    scores, statistics = evaluate(model, arrays["test"], config.batch)
     results = collect_results(args, config, data, arrays, history, epoch_log, scores, statistics)
     save(model, results, pickle_path, weights_path)
     print(
