@@ -11,12 +11,12 @@ unless the run completes.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import math
 import platform
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,6 +29,7 @@ from datasets.pipeline import evaluation_pipeline, keep_per_label, subsample, tr
 from model import RateDistortionModel, build_model
 from model_utils.config import ConfigError, ExperimentConfig, load_config
 from model_utils.results import result_paths, save_pickle, write_atomically
+from model_utils.run_options import RunOptions, parse_run_options
 from model_utils.schedules import learning_rate_schedule
 
 EXIT_DATA, EXIT_USAGE = 1, 2
@@ -42,57 +43,22 @@ class RunError(Exception):
         self.status = status
 
 
-def _beta(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Train a rate-distortion autoencoder (Echo, VAE, IAF; rates in nats per example).",
-    )
-    parser.add_argument("--config", default="echo.json", help="config name in configs/, a path, or inline JSON")
-    parser.add_argument("--beta", type=_beta, default=None, help="weight of every rate term (default: the config's)")
-    parser.add_argument("--filename", default=None, help="results name (default: <config>_<dataset>_beta<b>_seed<s>)")
-    parser.add_argument("--dataset", default="binary_mnist", help=f"one of: {', '.join(datasets.NAMES)}")
-    parser.add_argument("--noise", choices=("additive", "multiplicative"), default=None, help="Echo noise type")
-    parser.add_argument("--validate", action="store_true", help="evaluate on the validation split after each epoch")
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras progress: 0 silent, 1 bar, 2 line")
-    parser.add_argument("--per_label", type=_positive_int, default=None, help="keep N training examples per class")
-    parser.add_argument("--epochs", type=_positive_int, default=None, help="number of epochs (default: the config's)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; a run is reproducible from it")
-    parser.add_argument("--data-dir", default=None, help="directory with the data files (before $ECHO_DATA_DIR)")
-    parser.add_argument("--results-dir", default="results", help="where results are written (default: results/)")
-    parser.add_argument("--train-size", type=_positive_int, default=None, help="train on a random subset of N examples")
-    parser.add_argument("--test-size", type=_positive_int, default=None, help="test on a random subset of N examples")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing results of the same filename")
-    return parser.parse_args(argv)
-
-
 # ---- set-up -----------------------------------------------------------------------------
 
 
-def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
+def resolve_config(args: RunOptions) -> ExperimentConfig:
     """The config with the command line's --beta, --epochs and --noise applied."""
     return load_config(args.config).with_beta(args.beta).with_epochs(args.epochs).with_noise(args.noise)
 
 
-def default_filename(args: argparse.Namespace, config: ExperimentConfig) -> str:
+def default_filename(args: RunOptions, config: ExperimentConfig) -> str:
+    """The results name when --filename is not given: <config>_<dataset>_beta<β>_seed<seed>."""
     stem = "inline" if config.source.startswith("inline") else Path(config.source).stem
     beta = f"_beta{config.beta:g}" if config.beta is not None else ""
     return f"{stem}_{args.dataset}{beta}_seed{args.seed}"
 
 
-def prepare_data(args: argparse.Namespace, config: ExperimentConfig) -> tuple[datasets.Dataset, dict[str, np.ndarray | None]]:
+def prepare_data(args: RunOptions, config: ExperimentConfig) -> tuple[datasets.Dataset, dict[str, np.ndarray | None]]:
     """The dataset and the arrays to train, validate and test on (subsets applied)."""
     data = datasets.load(args.dataset, args.data_dir)
     if tuple(data.x_train.shape[1:]) != tuple(config.input_shape):
@@ -149,7 +115,7 @@ class EpochLog(keras.callbacks.Callback):
         self.epoch_time.append(time.perf_counter() - self._start)
 
 
-def train(model: RateDistortionModel, config: ExperimentConfig, arrays: dict, args: argparse.Namespace) -> tuple[dict, EpochLog]:
+def train(model: RateDistortionModel, config: ExperimentConfig, arrays: dict, args: RunOptions) -> tuple[dict, EpochLog]:
     """Fit the model; the per-epoch history (nats per example) and the epoch log. A loss
     that becomes NaN or infinite stops training and raises RunError."""
     epoch_log = EpochLog(config)
@@ -215,7 +181,7 @@ def resolved_config(config: ExperimentConfig) -> dict:
 
 
 def collect_results(
-    args: argparse.Namespace,
+    args: RunOptions,
     config: ExperimentConfig,
     data: datasets.Dataset,
     arrays: dict,
@@ -236,7 +202,7 @@ def collect_results(
         channel={"type": config.channel.type, **config.channel.options},
         config_source=config.source,
         config_notes=list(config.notes),
-        args=vars(args),
+        args=asdict(args),
         dataset={
             "name": data.name,
             "source": data.source,
@@ -265,7 +231,7 @@ def save(model: RateDistortionModel, results: dict, pickle_path: Path, weights_p
 
 
 def start_line(
-    args: argparse.Namespace,
+    args: RunOptions,
     config: ExperimentConfig,
     data: datasets.Dataset,
     arrays: dict,
@@ -285,7 +251,20 @@ def start_line(
     )
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def use_threads(threads: int | None) -> None:
+    """Let TensorFlow use `threads` CPU threads for each op and between ops (None: all)."""
+    if threads is None:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        raise RunError("--threads must be set before TensorFlow starts; run it in a new process", EXIT_USAGE) from None
+
+
+def run(args: RunOptions) -> dict[str, Any]:
+    """Train, evaluate and save one run (the whole of `run.py`); returns the results dict."""
+    use_threads(args.threads)
     config = resolve_config(args)
     filename = args.filename or default_filename(args, config)
     if Path(filename).name != filename or filename in {".", ".."}:
@@ -312,7 +291,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_run_options(argv)
     try:
         run(args)
     except ConfigError as error:
