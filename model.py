@@ -113,6 +113,33 @@ class RateDistortionModel(keras.Model):
     def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self.decode(self.encode(x, training)["z"])
 
+    def mean_image(self, z: tf.Tensor) -> tf.Tensor:
+        """The mean of p(x|z) for latents z [B, D]: [B, *input_shape], in [0, 1] for a
+        Bernoulli decoder."""
+        decoded = self.decode(z)
+        return tf.sigmoid(decoded) if self.distortion.from_logits else decoded
+
+    def reconstruct(self, x: tf.Tensor) -> tf.Tensor:
+        """The mean of p(x|z) for one z ~ q(z|x) per image of x (a full batch for Echo)."""
+        return self.mean_image(self.encode(x)["z"])
+
+    def draw_latents(self, n: int, x: tf.Tensor) -> tuple[tf.Tensor, str]:
+        """n draws of z from the model's marginal, [n, D], and a phrase saying what they are.
+
+        N(0, I), the MAF or the VampPrior for the Gaussian and IAF channels; for Echo, whose
+        rate needs no marginal, Echo noise ε built from the encodings of the batch x (a full
+        batch, n <= its size), which is a draw of the aggregate posterior q(z).
+        """
+        if self.channel.kind == "echo":
+            if n > x.shape[0]:
+                raise ValueError(f"{n} Echo draws need at least {n} encodings, got a batch of {x.shape[0]}")
+            noise = self.channel.noise(self.encoder_features(x))[:n]
+            return noise, f"Echo noise ε from {x.shape[0]} test encodings, a draw of the aggregate posterior q(z)"
+        if self.marginal is not None:
+            return self.marginal.sample(n, self), self.marginal.describe()
+        units = self.experiment.channel.options["units"]
+        return tf.random.normal((n, units)), "the marginal N(0, I)"
+
     def per_example_terms(self, x: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
         """Every reported quantity for each example of the batch x, each [B], in nats."""
         return self.terms_and_outputs(x, training)[0]

@@ -9,15 +9,15 @@ v_<i = (v_0, ..., v_{i-1}).  An affine autoregressive step built on it,
 has a lower-triangular Jacobian with diagonal exp(s_i), so that
 log|det dv'/dv| = sum_i s_i, and it is computed in one parallel pass.
 
-Only this parallel direction is implemented; it serves two uses:
+This parallel direction serves two uses:
 
 * IAF encoder (Kingma et al. 2016, "Improved variational inference with
   inverse autoregressive flow"): z_0 = mu(x) + sigma(x) * eps, z = T(z_0),
   log q(z|x) = log N(z_0; mu, sigma) - log_det.
 * MAF marginal density (Papamakarios et al. 2017, "Masked autoregressive flow
   for density estimation"), the density-evaluation direction: u = T(z),
-  log p(z) = log N(u; 0, I) + log_det.  Sampling from p would need the
-  sequential inverse, which is not provided.
+  log p(z) = log N(u; 0, I) + log_det.  Sampling from p takes the sequential
+  inverse, `AutoregressiveFlow.inverse`: D passes per step, for figures only.
 
 The flow parameters do not depend on x (an unconditional flow, as with TFP's
 ``masked_autoregressive_default_template`` in the reference implementation).
@@ -222,6 +222,25 @@ class AutoregressiveFlow(keras.layers.Layer):
             v = v * ops.exp(log_scale) + shift
             log_det = log_det + ops.sum(log_scale, axis=-1)
         return v, log_det
+
+    def inverse(self, out: Any) -> Any:
+        """v [..., D] with call(v)[0] == out, for out [..., D].
+
+        Step t is inverted coordinate by coordinate: v_i = (v'_i - m_i(v_<i))·exp(-s_i(v_<i)),
+        and after pass k the first k coordinates are exact (m_i and s_i see only v_<i), so D
+        passes per step give the exact inverse. Steps are undone last to first, with the
+        coordinate reversals between them.
+        """
+        v = out
+        dim = out.shape[-1]
+        for step in reversed(range(self.steps)):
+            target = v
+            for _ in range(dim):
+                shift, log_scale = self._mades[step](v)
+                v = (target - shift) * ops.exp(-log_scale)
+            if step > 0:
+                v = ops.flip(v, axis=-1)
+        return v
 
     def get_config(self) -> dict[str, Any]:
         made = self._mades[0]

@@ -85,7 +85,15 @@ class EchoChannel(keras.layers.Layer):
     def call(self, h: tf.Tensor, training: bool | None = None) -> Outputs:
         fx = self.fx_head(h)
         log_sx = self.sx_head(h)
-        z = echo_noise.echo_sample(
+        return {"z": self._echo_sample(fx, log_sx), "z_mean": fx, "z_log_scale": log_sx}
+
+    def noise(self, h: tf.Tensor) -> tf.Tensor:
+        """Echo noise ε [B, D] for the batch's features h: a draw of z's own distribution,
+        the aggregate posterior q(z), independent of every x in the batch (Eq. 2)."""
+        return self._echo_sample(self.fx_head(h), self.sx_head(h), return_noise=True)
+
+    def _echo_sample(self, fx: tf.Tensor, log_sx: tf.Tensor, return_noise: bool = False) -> tf.Tensor:
+        return echo_noise.echo_sample(
             [fx, log_sx],
             clip=self.clip,
             d_max=self.d_max,
@@ -94,9 +102,9 @@ class EchoChannel(keras.layers.Layer):
             echo_mc=self.echo_mc,
             replace=self.replace,
             fx_clip=self.fx_clip,
+            return_noise=return_noise,
             set_batch=False,
         )
-        return {"z": z, "z_mean": fx, "z_log_scale": log_sx}
 
     def rate(self, outputs: Outputs) -> tf.Tensor:
         """I(X;Z) per example, [B], in nats."""
@@ -166,6 +174,10 @@ class GaussianChannel(_GaussianHeads):
         outputs["log_det"] = tf.zeros_like(outputs["z0"][:, 0])
         return outputs
 
+    def push_forward(self, z0: tf.Tensor) -> tf.Tensor:
+        """z for base points z0 [B, D]: the identity (no flow)."""
+        return z0
+
 
 @keras.saving.register_keras_serializable(package="echo")
 class IAFChannel(_GaussianHeads):
@@ -200,6 +212,10 @@ class IAFChannel(_GaussianHeads):
             log_normal_diag(outputs["z0"], outputs["z_mean"], outputs["z_log_var"]) - outputs["log_det"]
         )
         return outputs
+
+    def push_forward(self, z0: tf.Tensor) -> tf.Tensor:
+        """z = T(z_0) for base points z0 [B, D]."""
+        return self.flow(z0)[0]
 
     def get_config(self) -> dict:
         return {**super().get_config(), "flow": self.flow_options}

@@ -33,11 +33,19 @@ class MAFMarginal(keras.layers.Layer):
         self.flow = flow_from_options(self.flow_options, name="maf", dtype=self.dtype_policy)
 
     def build(self, input_shape):
+        self.latent_dim = int(input_shape[-1])
         self.flow.build(input_shape)
 
     def call(self, z: tf.Tensor) -> tf.Tensor:
         u, log_det = self.flow(z)
         return log_standard_normal(u) + log_det
+
+    def sample(self, n: int, model=None) -> tf.Tensor:
+        """n draws z = T⁻¹(u), u ~ N(0, I), [n, D] (the flow's sequential inverse)."""
+        return self.flow.inverse(tf.random.normal((n, self.latent_dim), dtype=self.compute_dtype))
+
+    def describe(self) -> str:
+        return "the MAF marginal p(z)"
 
     def get_config(self) -> dict:
         return {**super().get_config(), "flow": self.flow_options}
@@ -83,6 +91,18 @@ class VampPrior(keras.layers.Layer):
         squared = tf.square(z0[:, None, :] - mean[None, :, :]) * tf.exp(-log_var)[None, :, :]
         log_components = -0.5 * tf.reduce_sum(LOG_2PI + log_var[None, :, :] + squared, axis=-1)
         return tf.reduce_logsumexp(log_components, axis=1) - math.log(self.n_pseudo_inputs) - log_det
+
+    def sample(self, n: int, model) -> tf.Tensor:
+        """n draws of z, [n, D]: a uniformly chosen pseudo-input u_k, z_0 ~ N(μ(u_k), σ²(u_k)),
+        z = T(z_0) through `model.channel.push_forward`."""
+        mean, log_var = model.gaussian_parameters_of_images(self.pseudo_inputs())
+        chosen = tf.random.uniform((n,), maxval=self.n_pseudo_inputs, dtype=tf.int32)
+        mean, log_var = tf.gather(mean, chosen), tf.gather(log_var, chosen)
+        z0 = mean + tf.exp(0.5 * log_var) * tf.random.normal(tf.shape(mean), dtype=mean.dtype)
+        return model.channel.push_forward(z0)
+
+    def describe(self) -> str:
+        return f"the VampPrior p(z) ({self.n_pseudo_inputs} pseudo-inputs)"
 
     def get_config(self) -> dict:
         return {

@@ -141,6 +141,17 @@ def test_coordinate_order_is_reversed_between_steps():
     assert np.all(np.abs(_on_or_above_diagonal(jacobian, 1)).max(axis=-1) > 1e-3)
 
 
+@pytest.mark.parametrize("steps", [1, 2, 3])
+def test_inverse_undoes_the_flow(steps):
+    flow = _random_layer(AutoregressiveFlow(steps, (8, 8), "tanh", mean_only=False, dtype="float64"), 4, 0.7)
+    v = _inputs(6, 4)
+    out, _ = flow(v)
+    assert np.abs(out.numpy() - v).max() > 0.1  # the flow moves v, so the round trip means something
+    # float64; atol for coordinates near zero.
+    np.testing.assert_allclose(flow.inverse(out).numpy(), v, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(flow(flow.inverse(v))[0].numpy(), v, rtol=1e-10, atol=1e-10)
+
+
 def _density_on_grid(flow: AutoregressiveFlow, dim: int, half_width: float, points: int, sign: float) -> float:
     """Riemann sum of N(out(z); 0, I) * exp(sign * log_det(z)) over [-w, w]^dim."""
     axis = np.linspace(-half_width, half_width, points)
