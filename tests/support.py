@@ -68,3 +68,33 @@ def require_file(path: Path) -> Path:
 def tiny_images(n: int, seed: int = 0, ink: float = 0.2) -> np.ndarray:
     """n random binary 28x28 images, float32 (n, 28, 28, 1)."""
     return (np.random.default_rng(seed).uniform(size=(n, 28, 28, 1)) < ink).astype("float32")
+
+
+def fake_results(config: str, dataset: str, beta: float, seed: int, rate: float, distortion: float,
+                 epochs: int = 3, train_size: int = 1000, test_size: int = 500, **extra) -> dict:
+    """A results dict shaped like run.py's, with the scores given: the project config
+    `config` (e.g. "echo") with its beta and epochs set, and per-epoch histories that end
+    at the given rate and distortion (nats)."""
+    import json
+
+    raw = json.loads((REPO / "configs" / f"{config}.json").read_text())
+    raw.update(beta=beta, epochs=epochs)
+    history = {name: [value * (1 + 0.5 * (epochs - 1 - e)) for e in range(epochs)]
+               for name, value in (("rate", rate), ("distortion", distortion))}
+    history["loss"] = [d + beta * r for r, d in zip(history["rate"], history["distortion"])]
+    return {
+        **history,
+        "lr": [3e-4] * epochs,
+        "epoch_time": [1.5] * epochs,
+        "test_rate": rate,
+        "test_distortion": distortion,
+        "test_elbo": -(rate + distortion),
+        "test_loss": distortion + beta * rate,
+        "config": raw,
+        "config_source": str(REPO / "configs" / f"{config}.json"),
+        "dataset": {"name": dataset, "source": "hand-made", "train_size": train_size, "val_size": None,
+                    "test_size": test_size},
+        "seed": seed,
+        "units": "nats per example",
+        **extra,
+    }
