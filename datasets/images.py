@@ -73,14 +73,14 @@ def binarize(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (uniform < x).astype(np.float32)
 
 
-def tile_grid(images: np.ndarray, gap: int = 2) -> np.ndarray:
+def tile_grid(images: np.ndarray, gap: int = 2, columns: int | None = None) -> np.ndarray:
     """Tiles images (N, H, W, 1) in [0, 1] into one uint8 image (rows, cols, 1).
 
-    The grid is as square as possible; ink = 1 is drawn white, background = 0
-    black, and the ``gap``-pixel separators dark gray.
+    The grid has ``columns`` images a row, or is as square as possible; ink = 1
+    is drawn white, background = 0 black, and the ``gap``-pixel separators dark gray.
     """
     n, height, width = images.shape[:3]
-    cols = int(np.ceil(np.sqrt(n)))
+    cols = columns or int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
     grid = np.full((rows * (height + gap) + gap, cols * (width + gap) + gap, 1), 64, np.uint8)
     pixels = np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8)

@@ -15,7 +15,7 @@ E[log q(z|x) - log p(z)] for the Gaussian and IAF channels, I(X;Z) for Echo.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import tensorflow as tf
 
@@ -131,19 +131,31 @@ class LossType:
     channels: frozenset[str]  # the channel kinds (see model_utils.noise) it applies to
     compute: Callable[..., tf.Tensor]
     marginal: str | None = None  # the learned marginal it needs: "maf" or "vamp"
+    # How results tables name the marginal p(z) the rate is measured against (rate and
+    # marginal terms) or the regularizer added to it (penalties).
+    label: str | None = None
 
 
 _ANY_CHANNEL = frozenset({"echo", "gaussian", "iaf"})
 _STOCHASTIC = frozenset({"gaussian", "iaf"})
 
 LOSS_TYPES: dict[str, LossType] = {
-    "echo": LossType(RATE, frozenset({"echo"}), echo_rate),
-    "vae": LossType(RATE, frozenset({"gaussian"}), kl_standard_normal),
+    "echo": LossType(RATE, frozenset({"echo"}), echo_rate, label="none (exact rate)"),
+    "vae": LossType(RATE, frozenset({"gaussian"}), kl_standard_normal, label="N(0, I)"),
     "gaussian_ent": LossType(POSTERIOR, frozenset({"gaussian"}), gaussian_log_posterior),
     "iaf": LossType(POSTERIOR, frozenset({"iaf"}), iaf_log_posterior),
-    "gaussian_pdf": LossType(MARGINAL, _STOCHASTIC, standard_normal_nll),
-    "maf": LossType(MARGINAL, _STOCHASTIC, maf_nll, marginal="maf"),
-    "made_density": LossType(MARGINAL, _STOCHASTIC, maf_nll, marginal="maf"),
-    "vamp": LossType(MARGINAL, _STOCHASTIC, vamp_nll, marginal="vamp"),
-    "mmd": LossType(PENALTY, _ANY_CHANNEL, mmd_penalty),
+    "gaussian_pdf": LossType(MARGINAL, _STOCHASTIC, standard_normal_nll, label="N(0, I)"),
+    "maf": LossType(MARGINAL, _STOCHASTIC, maf_nll, marginal="maf", label="MAF"),
+    "made_density": LossType(MARGINAL, _STOCHASTIC, maf_nll, marginal="maf", label="MAF"),
+    "vamp": LossType(MARGINAL, _STOCHASTIC, vamp_nll, marginal="vamp", label="VampPrior"),
+    "mmd": LossType(PENALTY, _ANY_CHANNEL, mmd_penalty, label="MMD"),
 }
+
+
+def marginal_name(loss_types: Sequence[str]) -> str:
+    """The marginal of a config's losses as results tables name it, e.g. "VampPrior" or
+    "N(0, I) + MMD"."""
+    kinds = [LOSS_TYPES[name] for name in loss_types]
+    marginals = [kind.label for kind in kinds if kind.role in (RATE, MARGINAL)]
+    penalties = [kind.label for kind in kinds if kind.role == PENALTY]
+    return " + ".join(marginals + penalties)
