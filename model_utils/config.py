@@ -45,6 +45,21 @@ _UNIT_BOUNDED = {keras.activations.tanh, keras.activations.sigmoid, tanh16, tanh
 _LOG_SCALE = {log_sigmoid, log_sig64}
 
 
+# Bounds that keep every valid config buildable on one machine (the reference configs are
+# far inside them): beyond them Keras or TensorFlow fail deep inside, or abort the process
+# (a stride of 10^12), or the allocation alone exhausts memory.
+MAX_BATCH = 10_000
+MAX_IMAGE_SIDE = 1024
+MAX_CHANNELS = 64
+MAX_WIDTH = 4096  # filters or units of a layer, latent dimensions, flow hidden units
+MAX_WINDOW = 64  # kernel size, strides, dilation
+MAX_FLOW_STEPS = 64
+MAX_PSEUDO_INPUTS = 10_000
+MAX_EPOCHS = 1_000_000
+MAX_PARAMETERS = 100_000_000
+MAX_ACTIVATIONS = 2_000_000_000  # floats of one forward pass of a batch (8 GB in float32)
+
+
 class ConfigError(ValueError):
     """An invalid config: `source` (file or "inline JSON"), key path, and the problem."""
 
@@ -122,6 +137,25 @@ def _positive_ints(value: Any) -> tuple[int, ...]:
         return tuple(_positive_int(item) for item in value)
     except _Invalid:
         raise _Invalid(f"expected a non-empty list of positive integers, got {value!r}") from None
+
+
+def _at_most(parse: Callable[[Any], Any], high: int) -> Callable[[Any], Any]:
+    """`parse`, then refuse values (or list items) above `high`."""
+    def bounded(value: Any) -> Any:
+        parsed = parse(value)
+        if any(item > high for item in (parsed if isinstance(parsed, tuple) else (parsed,))):
+            raise _Invalid(f"expected at most {high:,}, got {value!r}")
+        return parsed
+
+    return bounded
+
+
+def _window(value: Any) -> int | list[int]:
+    """A kernel size, stride or dilation: an integer from 1 to MAX_WINDOW, or a list of two."""
+    items = value if isinstance(value, list) else [value]
+    if len(items) not in (1, 2) or any(isinstance(i, bool) or not isinstance(i, int) or not 1 <= i <= MAX_WINDOW for i in items):
+        raise _Invalid(f"expected an integer from 1 to {MAX_WINDOW} or a list of two, got {value!r}")
+    return value
 
 
 def _non_empty_list(value: Any) -> list:
@@ -364,12 +398,14 @@ def parse_config(raw: dict, source: str) -> ExperimentConfig:
     top = _Section(raw, "", source, notes)
     top.check_keys(_TOP_LEVEL, _TOP_LEVEL_LEGACY)
 
-    batch = top.get("batch", _positive_int)
+    batch = top.get("batch", _at_most(_positive_int, MAX_BATCH))
     if batch < 2:
         raise top.error("batch", "echo noise and MMD need at least 2 examples per batch")
     input_shape = top.get("input_shape", _positive_ints)
     if len(input_shape) != 3:
         raise top.error("input_shape", f"expected [height, width, channels], got {list(input_shape)}")
+    if max(input_shape[:2]) > MAX_IMAGE_SIDE or input_shape[2] > MAX_CHANNELS:
+        raise top.error("input_shape", f"at most {MAX_IMAGE_SIDE} pixels a side and {MAX_CHANNELS} channels, got {list(input_shape)}")
     initializer = top.get("initializer", str, "glorot_uniform")
     try:
         keras.initializers.get(initializer)
@@ -379,22 +415,20 @@ def parse_config(raw: dict, source: str) -> ExperimentConfig:
     optimizer_params = top.get("optimizer_params", _mapping, {})
     if "learning_rate" in optimizer_params:
         raise top.error("optimizer_params", "learning_rate is set by \"lr\" (and \"lr_density\"), not here")
-    try:
-        OPTIMIZERS[optimizer](**optimizer_params)
-    except (TypeError, ValueError) as error:
-        raise top.error("optimizer_params", f"not accepted by keras.optimizers.{optimizer}: {error}") from None
+    _check_optimizer(top, optimizer, optimizer_params)
 
-    latent_dims = top.get("latent_dims", _positive_ints)
-    decoder_dims = top.get("decoder_dims", _positive_ints)
+    latent_dims = top.get("latent_dims", _at_most(_positive_ints, MAX_WIDTH))
+    decoder_dims = top.get("decoder_dims", _at_most(_positive_ints, MAX_WIDTH))
     encoder, channel, decoder = _parse_layers(top, batch, initializer, latent_dims, decoder_dims)
     recon = top.get("recon", _one_of(*DISTORTIONS), "bce")
     _check_output_activation(top, decoder[-1], recon)
     losses, vamp_inputs = _parse_losses(top, channel, encoder, latent_dims)
+    _check_model_size(top, batch + (vamp_inputs or 0), tuple(input_shape), encoder, channel, decoder)
 
     config = ExperimentConfig(
         source=source,
         raw=raw,
-        epochs=top.get("epochs", _positive_int),
+        epochs=top.get("epochs", _at_most(_positive_int, MAX_EPOCHS)),
         batch=batch,
         optimizer=optimizer,
         optimizer_params=optimizer_params,
@@ -461,14 +495,33 @@ def _size(section: _Section, dims: tuple[int, ...], dims_key: str) -> int:
     return dims[index]
 
 
+_CONV_KWARGS: dict[str, tuple[Callable[[Any], Any], bool]] = {
+    "kernel_size": (_window, True),
+    "strides": (_window, False),
+    "dilation_rate": (_window, False),
+    "padding": (_one_of("same", "valid"), False),
+    "use_bias": (_boolean, False),
+}
+# The keyword arguments a config may give each Keras layer type: (parser, required). Every
+# value that reaches Keras has been checked.
+LAYER_KWARGS: dict[str, dict[str, tuple[Callable[[Any], Any], bool]]] = {
+    "Conv2D": _CONV_KWARGS,
+    "Conv2DTranspose": _CONV_KWARGS,
+    "Dense": {"use_bias": (_boolean, False)},
+}
+
+
 def _parse_keras_layer(section: _Section, layer_type: str, size: int) -> KerasLayerSpec:
     section.check_keys({"layer", "encoder", "type", "activation", "layer_kwargs"}, {"k": _inert(1)})
+    kwargs = section.child("layer_kwargs", section.data.get("layer_kwargs", {}))
+    schema = LAYER_KWARGS[layer_type]
+    kwargs.check_keys(set(schema))
     spec = KerasLayerSpec(
         path=section.path,
         type=layer_type,
         size=size,
         activation=section.get("activation", _optional(_activation), None),
-        kwargs=section.get("layer_kwargs", _mapping, {}),
+        kwargs={key: kwargs.get(key, parse) for key, (parse, required) in schema.items() if required or key in kwargs.data},
     )
     try:
         spec.build()
@@ -505,8 +558,8 @@ def _flow(kwargs: _Section) -> dict:
     """The options of `model_utils.flows.flow_from_options`."""
     kwargs.check_keys({"steps", "mean_only", "layers", "activation"})
     return {
-        "steps": kwargs.get("steps", _positive_int, 1),
-        "hidden_units": list(kwargs.get("layers", _positive_ints, (640, 640, 640))),
+        "steps": kwargs.get("steps", _at_most(_positive_int, MAX_FLOW_STEPS), 1),
+        "hidden_units": list(kwargs.get("layers", _at_most(_positive_ints, MAX_WIDTH), (640, 640, 640))),
         "activation": kwargs.get("activation", _activation, "relu"),
         "mean_only": kwargs.get("mean_only", _boolean, True),
     }
@@ -621,7 +674,7 @@ def _vamp_inputs(kwargs: _Section, encoder: tuple[KerasLayerSpec, ...]) -> int:
     sizes = tuple(layer.size for layer in encoder)
     if layers is not None and tuple(layers) != sizes:
         raise kwargs.error("layers", f"the VampPrior encodes its pseudo-inputs with the model's encoder, whose sizes are {list(sizes)}, not {list(layers)}")
-    return kwargs.get("inputs", _positive_int, 750)
+    return kwargs.get("inputs", _at_most(_positive_int, MAX_PSEUDO_INPUTS), 750)
 
 
 def _check_roles(top: _Section, losses: list[LossSpec]) -> None:
@@ -638,3 +691,70 @@ def _check_roles(top: _Section, losses: list[LossSpec]) -> None:
             f"({', '.join(t for t, k in LOSS_TYPES.items() if k.role == MARGINAL)}); penalties (mmd) may be added",
         )
 
+
+
+def _check_optimizer(top: _Section, name: str, params: dict) -> None:
+    """The optimizer must accept its parameters and take a step with them."""
+    if any(isinstance(value, (dict, list)) for value in params.values()):
+        raise top.error("optimizer_params", f"expected numbers or booleans, got {params!r}")
+    try:
+        optimizer = OPTIMIZERS[name](**params)
+        variable = keras.Variable([0.0])
+        optimizer.apply_gradients([(keras.ops.ones((1,)), variable)])
+    except Exception as error:  # any failure means the parameters are unusable
+        raise top.error("optimizer_params", f"not accepted by keras.optimizers.{name}: {error}") from None
+
+
+def _layer_parameters(spec: KerasLayerSpec, inputs: int) -> int:
+    """Weights of one Keras layer with `inputs` input channels (or features)."""
+    if spec.type == "Dense":
+        return (inputs + 1) * spec.size
+    kernel = spec.kwargs["kernel_size"]
+    height, width = (kernel, kernel) if isinstance(kernel, int) else kernel
+    return (height * width * inputs + 1) * spec.size
+
+
+def _flow_parameters(flow: dict | None, dim: int) -> int:
+    if flow is None:
+        return 0
+    widths = [dim, *flow["hidden_units"], 2 * dim]
+    return flow["steps"] * sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+
+
+def _through(top: _Section, spec: KerasLayerSpec, shape: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
+    """The output shape of one layer for inputs of `shape` (Keras's own shape arithmetic,
+    no weights built) and the layer's number of weights."""
+    if spec.type == "Dense" and len(shape) > 2:
+        shape = (1, math.prod(shape[1:]))  # as Flatten would
+    elif spec.type != "Dense" and len(shape) != 4:
+        raise ConfigError(top.source, spec.path, f"a {spec.type} layer needs images, but its input is flat")
+    try:
+        output = tuple(spec.build().compute_output_shape(shape))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(top.source, spec.path, f"cannot be applied to inputs of shape {list(shape[1:])}: {error}") from None
+    if any(dim is None or dim < 1 for dim in output[1:]):
+        raise ConfigError(top.source, spec.path, f"turns inputs of shape {list(shape[1:])} into an empty output {list(output[1:])}")
+    return output, _layer_parameters(spec, shape[-1])
+
+
+def _check_model_size(top: _Section, examples: int, input_shape: tuple[int, ...], encoder, channel: ChannelSpec, decoder) -> None:
+    """Refuse a network that cannot be built: a layer whose output would be empty, more
+    than MAX_PARAMETERS weights, or more than MAX_ACTIVATIONS floats in one forward pass of
+    `examples` images (the batch, plus the VampPrior's pseudo-inputs)."""
+    units = channel.options["units"]
+    parameters = activations = 0
+    shape: tuple[int, ...] = (1, *input_shape)
+    for spec in encoder:
+        shape, weights = _through(top, spec, shape)
+        parameters, activations = parameters + weights, activations + math.prod(shape[1:])
+    # The channel's two dense heads on the flattened features, and its flows.
+    parameters += 2 * (math.prod(shape[1:]) + 1) * units
+    parameters += _flow_parameters(channel.options.get("flow"), units) + _flow_parameters(channel.density, units)
+    shape = (1, 1, 1, units) if decoder[0].type in ("Conv2D", "Conv2DTranspose") else (1, units)
+    for spec in decoder:
+        shape, weights = _through(top, spec, shape)
+        parameters, activations = parameters + weights, activations + math.prod(shape[1:])
+    if parameters > MAX_PARAMETERS:
+        raise top.error("layers", f"the network would have about {parameters:,} weights; at most {MAX_PARAMETERS:,}")
+    if activations * examples > MAX_ACTIVATIONS:
+        raise top.error("layers", f"one forward pass would hold about {activations * examples:,} floats; at most {MAX_ACTIVATIONS:,}")

@@ -59,6 +59,16 @@ def reference_config_params() -> list:
     return [pytest.param(None, marks=pytest.mark.skip(reason=f"no reference configs in {REFERENCE_CONFIG_DIR}"))]
 
 
+def require_reference_configs() -> None:
+    """Skip, with the reason shown, when ../shared is missing, unless ECHO_DATA_DIR is set
+    (as in CI): then their absence fails the test instead of hiding it."""
+    if REFERENCE_CONFIGS:
+        return
+    if os.environ.get("ECHO_DATA_DIR"):
+        pytest.fail(f"no reference configs in {REFERENCE_CONFIG_DIR}")
+    pytest.skip(f"no reference configs in {REFERENCE_CONFIG_DIR}")
+
+
 def require_file(path: Path) -> Path:
     if path is None or not path.is_file():
         pytest.fail(f"fixture missing: {path}")

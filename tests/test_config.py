@@ -189,7 +189,42 @@ def test_a_layer_index_outside_latent_dims():
 def test_keras_arguments_are_checked():
     raw = _raw("vae.json")
     raw["layers"][0]["layer_kwargs"]["kernal_size"] = 3
-    _expect(raw, "layers[0].layer_kwargs", "keras.layers.Conv2D")
+    _expect(raw, "layers[0].layer_kwargs.kernal_size", "unknown key; expected one of: dilation_rate, kernel_size")
+
+
+def _set(path, value):
+    """An edit of a raw config: set the value at a path of keys and indices."""
+    def edit(raw):
+        node = raw
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return edit
+
+
+# Values that reached Keras or TensorFlow unchecked and crashed or aborted the process.
+UNBUILDABLE = {
+    "padding not a string": (_set(("layers", 0, "layer_kwargs", "padding"), 5), "layers[0].layer_kwargs.padding", "expected one of 'same', 'valid'"),
+    "stride of 10^12": (_set(("layers", 0, "layer_kwargs", "strides"), 10**12), "layers[0].layer_kwargs.strides", "from 1 to 64"),
+    "zero kernel": (_set(("layers", 1, "layer_kwargs", "kernel_size"), 0), "layers[1].layer_kwargs.kernel_size", "from 1 to 64"),
+    "three kernel sides": (_set(("layers", 1, "layer_kwargs", "kernel_size"), [3, 3, 3]), "layers[1].layer_kwargs.kernel_size", "a list of two"),
+    "kernel as a string": (_set(("layers", 1, "layer_kwargs", "kernel_size"), "os.system"), "layers[1].layer_kwargs.kernel_size", "from 1 to 64"),
+    "a million filters": (_set(("latent_dims", 0), 10**6), "latent_dims", "at most 4,096"),
+    "kernel larger than the image": (_set(("layers", 4, "layer_kwargs"), {"kernel_size": 40, "strides": 1, "padding": "valid"}), "layers[4]", "cannot be applied to inputs of shape [7, 7, 64]"),
+    "too many weights": (_set(("latent_dims",), [4096, 4096, 4096, 4096, 4096, 32]), "layers", "weights; at most 100,000,000"),
+    "huge batch": (_set(("batch",), 10**9), "batch", "at most 10,000"),
+    "huge image": (_set(("input_shape",), [10**6, 28, 1]), "input_shape", "at most 1024 pixels a side"),
+    "optimizer parameter of the wrong type": (_set(("optimizer_params",), {"beta_1": "os.system"}), "optimizer_params", "not accepted by keras.optimizers.Adam"),
+    "a million flow steps": (_set(("layers", 5, "layer_kwargs", "steps"), 10**6), "layers[5].layer_kwargs.steps", "at most 64"),
+}
+
+
+@pytest.mark.parametrize("case", UNBUILDABLE, ids=list(UNBUILDABLE))
+def test_values_that_would_crash_keras_are_refused_first(case):
+    edit, path, fragment = UNBUILDABLE[case]
+    raw = _raw("iaf_prior.json")
+    edit(raw)
+    _expect(raw, path, fragment)
 
 
 def test_a_legacy_key_is_accepted_only_when_inert():
