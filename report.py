@@ -15,6 +15,10 @@ nothing usable was found or the run cannot be drawn.
 
 from __future__ import annotations
 
+from model_utils.console import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
 import argparse
 import sys
 from pathlib import Path

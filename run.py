@@ -4,16 +4,23 @@
 
 Rates, distortions and losses are in nats per example. Results go to
 ``<results-dir>/<filename>.pickle`` (a plain dict, see README) with the weights beside it
-as ``<filename>.weights.h5``. Exit status: 0 on success, 2 for an invalid command line or
-config, 1 for a data problem, a diverged run or an interrupted one; nothing is written
-unless the run completes.
+as ``<filename>.weights.h5``, written when the run completes. Meanwhile every finished
+epoch is checkpointed in ``<filename>.checkpoint/`` and logged in ``<filename>.csv``, and
+the same command resumes an interrupted run exactly where its last checkpoint left it.
+Exit status: 0 on success, 2 for an invalid command line or config, 1 for a data problem
+or a diverged run, 130 after Ctrl-C (SIGINT) and 143 after SIGTERM.
 """
 
 from __future__ import annotations
 
+from model_utils.console import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
 import copy
 import math
 import platform
+import signal
 import sys
 import time
 from dataclasses import asdict
@@ -27,12 +34,22 @@ import tensorflow as tf
 import datasets
 from datasets.pipeline import evaluation_pipeline, keep_per_label, subsample, training_pipeline
 from model import RateDistortionModel, build_model
+from model_utils import epoch_csv
+from model_utils.checkpoints import (
+    CheckpointError,
+    TrainingState,
+    checkpoint_dir,
+    remove_checkpoints,
+    restore_latest,
+    save_checkpoint,
+)
 from model_utils.config import ConfigError, ExperimentConfig, load_config
 from model_utils.results import result_paths, save_pickle, write_atomically
 from model_utils.run_options import RunOptions, parse_run_options
 from model_utils.schedules import learning_rate_schedule
 
 EXIT_DATA, EXIT_USAGE = 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM
 
 
 class RunError(Exception):
@@ -41,6 +58,14 @@ class RunError(Exception):
     def __init__(self, message: str, status: int = EXIT_DATA):
         super().__init__(message)
         self.status = status
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM, as KeyboardInterrupt is by SIGINT."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
 
 
 # ---- set-up -----------------------------------------------------------------------------
@@ -94,48 +119,82 @@ def prepare_data(args: RunOptions, config: ExperimentConfig) -> tuple[datasets.D
 # ---- training ---------------------------------------------------------------------------
 
 
-class EpochLog(keras.callbacks.Callback):
-    """Sets each epoch's learning rate from the schedule and records it with the epoch's
-    wall time (seconds, validation included)."""
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of everything random in one epoch (data order, noise), from the run's seed
+    and the epoch alone; epoch = the number of epochs seeds the final evaluation."""
+    return int(np.random.SeedSequence([seed % 2**32, epoch]).generate_state(1)[0])
 
-    def __init__(self, config: ExperimentConfig):
-        super().__init__()
-        self.schedule = learning_rate_schedule(config.lr)
-        self.epochs = config.epochs
-        self.lr: list[float] = []
-        self.epoch_time: list[float] = []
+
+def seed_epoch(model: RateDistortionModel, seed: int, epoch: int) -> None:
+    """Seed epoch `epoch` from (seed, epoch), and make Keras trace new train and test
+    functions: a traced random op takes its seed, and starts its stream, when it is traced,
+    so an epoch's noise does not depend on the epochs this process ran before it."""
+    keras.utils.set_random_seed(epoch_seed(seed, epoch))
+    model.train_function = model.test_function = None
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Adds the epoch's learning rate and wall time (seconds, validation included) to its
+    logs, so that the history, the CSV and TensorBoard record them."""
 
     def on_epoch_begin(self, epoch, logs=None):
-        rate = self.schedule(epoch, self.epochs)
-        self.model.optimizer.learning_rate = rate
-        self.lr.append(rate)
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epoch_time.append(time.perf_counter() - self._start)
+        if logs is not None:
+            logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            logs["epoch_time"] = time.perf_counter() - self._start
 
 
-def train(model: RateDistortionModel, config: ExperimentConfig, arrays: dict, args: RunOptions) -> tuple[dict, EpochLog]:
-    """Fit the model; the per-epoch history (nats per example) and the epoch log. A loss
-    that becomes NaN or infinite stops training and raises RunError."""
-    epoch_log = EpochLog(config)
-    validation = evaluation_pipeline(arrays["val"], config.batch) if arrays["val"] is not None else None
-    history = model.fit(
-        training_pipeline(arrays["train"], config.batch, args.seed),
-        epochs=config.epochs,
-        validation_data=validation,
-        callbacks=[epoch_log, keras.callbacks.TerminateOnNaN()],
-        verbose=args.verbose,
-        shuffle=False,  # the pipeline shuffles, with the run's seed
-    )
-    logged = {name: [float(v) for v in values] for name, values in history.history.items()}
-    diverged = [name for name, values in logged.items() if not all(math.isfinite(v) for v in values)]
-    if diverged or len(logged.get("loss", [])) < config.epochs:
-        raise RunError(
-            f"training diverged: {', '.join(diverged) or 'loss'} became NaN or infinite in epoch "
-            f"{len(logged.get('loss', []))}; no results were written (try a smaller learning rate)"
-        )
-    return logged, epoch_log
+class Training:
+    """The epochs of one run, from a checkpointed state to the end. After each epoch the
+    state (history so far) is checkpointed, then logged to the CSV; `state` is always the
+    last checkpointed one."""
+
+    def __init__(self, model: RateDistortionModel, config: ExperimentConfig, arrays: dict, args: RunOptions,
+                 state: TrainingState, checkpoints: Path, csv_path: Path):
+        self.model, self.config, self.arrays, self.args = model, config, arrays, args
+        self.state, self.checkpoints, self.csv_path = state, checkpoints, csv_path
+        self.callbacks = [EpochLog(), keras.callbacks.TerminateOnNaN()]
+        if args.tensorboard:
+            self.callbacks.append(keras.callbacks.TensorBoard(args.tensorboard))
+
+    def run(self) -> None:
+        """Train the remaining epochs. A loss that becomes NaN or infinite raises RunError."""
+        schedule = learning_rate_schedule(self.config.lr)
+        validation = evaluation_pipeline(self.arrays["val"], self.config.batch) if self.arrays["val"] is not None else None
+        for epoch in range(self.state.epoch, self.config.epochs):
+            seed_epoch(self.model, self.args.seed, epoch)
+            self.model.optimizer.learning_rate = schedule(epoch, self.config.epochs)
+            history = self.model.fit(
+                training_pipeline(self.arrays["train"], self.config.batch, epoch_seed(self.args.seed, epoch)),
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                validation_data=validation,
+                callbacks=self.callbacks,
+                verbose=self.args.verbose,
+                shuffle=False,  # the pipeline shuffles, with the epoch's seed
+            )
+            logs = {name: values[-1] for name, values in history.history.items()}
+            diverged = [name for name, value in logs.items() if not math.isfinite(value)]
+            if diverged or "loss" not in logs:
+                raise RunError(
+                    f"training diverged: {', '.join(diverged) or 'loss'} became NaN or infinite in epoch {epoch + 1}; "
+                    "no results were written (start afresh with --overwrite, e.g. with a smaller learning rate)"
+                )
+            finished = self.state.after_epoch(logs)
+            save_checkpoint(self.checkpoints, self.model, finished)
+            self.state = finished
+            epoch_csv.append_last(self.csv_path, finished.history)
+
+    def interruption(self, status: int) -> RunError:
+        """The error that ends an interrupted run, saying what is kept and how to resume."""
+        done = self.state.epoch
+        kept = (f"the checkpoint of epoch {done} is kept in {self.checkpoints}: run the same command again to resume"
+                if done else "no epoch had finished, so there is nothing to resume")
+        signal_name = "SIGTERM" if status == EXIT_TERMINATED else "SIGINT"
+        where = "while evaluating" if done == self.config.epochs else f"in epoch {done + 1} of {self.config.epochs}"
+        return RunError(f"interrupted by {signal_name} {where}; {kept}", status)
 
 
 STATISTICS = ("z_mean", "z_log_scale", "z")
@@ -185,15 +244,12 @@ def collect_results(
     config: ExperimentConfig,
     data: datasets.Dataset,
     arrays: dict,
-    history: dict,
-    epoch_log: EpochLog,
+    history: dict[str, list[float]],
     scores: dict[str, float],
     statistics: dict[str, np.ndarray],
 ) -> dict[str, Any]:
     """The results pickle: histories, test scores, encoder statistics and provenance."""
-    results: dict[str, Any] = dict(history)
-    results["lr"] = epoch_log.lr
-    results["epoch_time"] = epoch_log.epoch_time
+    results: dict[str, Any] = {name: list(values) for name, values in history.items()}
     results.update({f"test_{name}": value for name, value in scores.items()})
     results.update(statistics)
     results.update(
@@ -262,8 +318,37 @@ def use_threads(threads: int | None) -> None:
         raise RunError("--threads must be set before TensorFlow starts; run it in a new process", EXIT_USAGE) from None
 
 
+def training_fingerprint(args: RunOptions, config: ExperimentConfig) -> dict[str, Any]:
+    """What must match for a checkpoint to continue this run: everything that changes the
+    training or the results (not paths, threads or verbosity)."""
+    return {
+        "config": resolved_config(config),
+        "dataset": args.dataset,
+        "seed": args.seed,
+        "per_label": args.per_label,
+        "train_size": args.train_size,
+        "test_size": args.test_size,
+        "validate": args.validate,
+    }
+
+
+def restore(model: RateDistortionModel, checkpoints: Path, fingerprint: dict[str, Any], overwrite: bool) -> TrainingState:
+    """The state to start from: the newest usable checkpoint's (loaded into the model), or a
+    fresh one; --overwrite discards checkpoints."""
+    if overwrite:
+        remove_checkpoints(checkpoints)
+    try:
+        state, skipped = restore_latest(checkpoints, model, fingerprint)
+    except CheckpointError as error:
+        raise RunError(str(error), EXIT_USAGE) from None
+    for note in skipped:
+        print(f"warning: skipped a damaged checkpoint: {note}", file=sys.stderr)
+    return state or TrainingState(fingerprint)
+
+
 def run(args: RunOptions) -> dict[str, Any]:
-    """Train, evaluate and save one run (the whole of `run.py`); returns the results dict."""
+    """Train (resuming from the run's checkpoint if it has one), evaluate and save one run:
+    the whole of `run.py`. Returns the results dict."""
     use_threads(args.threads)
     config = resolve_config(args)
     filename = args.filename or default_filename(args, config)
@@ -276,12 +361,27 @@ def run(args: RunOptions) -> dict[str, Any]:
     keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
     model = build_model(config)
+    checkpoints = checkpoint_dir(args.results_dir, filename)
+    state = restore(model, checkpoints, training_fingerprint(args, config), args.overwrite)
     print(start_line(args, config, data, arrays, model, pickle_path), flush=True)
+    csv_path = pickle_path.with_suffix(".csv")
+    epoch_csv.rewrite(csv_path, state.history)
+    if state.epoch:
+        print(f"resuming {filename} from epoch {state.epoch} of {config.epochs}", flush=True)
 
-    history, epoch_log = train(model, config, arrays, args)
-    scores, statistics = evaluate(model, arrays["test"], config.batch)
-    results = collect_results(args, config, data, arrays, history, epoch_log, scores, statistics)
-    save(model, results, pickle_path, weights_path)
+    training = Training(model, config, arrays, args, state, checkpoints, csv_path)
+    try:
+        training.run()
+        keras.utils.set_random_seed(epoch_seed(args.seed, config.epochs))
+        scores, statistics = evaluate(model, arrays["test"], config.batch)
+        results = collect_results(args, config, data, arrays, training.state.history, scores, statistics)
+        save(model, results, pickle_path, weights_path)
+    except KeyboardInterrupt:
+        raise training.interruption(EXIT_INTERRUPTED) from None
+    except Terminated:
+        raise training.interruption(EXIT_TERMINATED) from None
+    if not args.keep_checkpoint:
+        remove_checkpoints(checkpoints)
     print(
         f"test: rate {scores['rate']:.3f}, distortion {scores['distortion']:.3f}, "
         f"-ELBO {-scores['elbo']:.3f} (nats per example); saved {pickle_path}",
@@ -292,6 +392,7 @@ def run(args: RunOptions) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_run_options(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         run(args)
     except ConfigError as error:
@@ -303,9 +404,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.status
-    except KeyboardInterrupt:
-        print("error: interrupted; no results were written", file=sys.stderr)
-        return EXIT_DATA
+    except (KeyboardInterrupt, Terminated) as interruption:
+        status = EXIT_TERMINATED if isinstance(interruption, Terminated) else EXIT_INTERRUPTED
+        print("error: interrupted before training started; nothing was written", file=sys.stderr)
+        return status
     return 0
 
 

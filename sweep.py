@@ -5,7 +5,7 @@
 
 Every run gets `run.py`'s default results name, <config>_<dataset>_beta<β>_seed<seed>, so a
 sweep is idempotent: runs whose results exist are skipped, and re-running an interrupted
-sweep runs only what is missing. Each run is a separate `run.py` process, its output
+sweep runs only what is missing, resuming interrupted runs from their last checkpoint. Each run is a separate `run.py` process, its output
 in <results-dir>/<name>.log; one line per run says done / skipped / failed with its test
 rate, distortion and -ELBO in nats per example. `--dry-run` prints the plan,
 `--print-commands` only the `run.py` commands (one per line, for a cluster scheduler).
@@ -15,9 +15,12 @@ Exit status: 0 if every run is done or skipped, 1 if any failed, 2 for an invali
 
 from __future__ import annotations
 
+from model_utils.console import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
 import argparse
 import os
-import pickle
 import shlex
 import subprocess
 import sys
@@ -28,6 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
+from model_utils.checkpoints import checkpoint_dir, checkpointed_epochs
 from model_utils.config import ConfigError
 from model_utils.results import ResultsError, load_results, result_paths
 from model_utils.run_options import FIELDS, RunOptions, add_run_flags, integer, non_negative_beta, positive_int
@@ -51,6 +55,17 @@ class PlannedRun:
 
     def exists(self) -> bool:
         return self.pickle_path.exists()
+
+    def checkpointed_epoch(self) -> int | None:
+        """The epoch an interrupted run would resume from, if it has a checkpoint."""
+        epochs = checkpointed_epochs(checkpoint_dir(self.options.results_dir, self.name))
+        return epochs[-1] if epochs else None
+
+    def state(self) -> str:
+        if self.exists():
+            return "exists"
+        epoch = self.checkpointed_epoch()
+        return "missing" if epoch is None else f"resumes from epoch {epoch}"
 
     def command(self) -> list[str]:
         """The `run.py` command of this run, as it can be typed from the current directory."""
@@ -165,8 +180,9 @@ class Runner:
         if self.stopping:
             return "not started"
         run.log_path.parent.mkdir(parents=True, exist_ok=True)
+        resumed = run.checkpointed_epoch()
         start = time.perf_counter()
-        with open(run.log_path, "w") as log:
+        with open(run.log_path, "a" if resumed else "w") as log:
             process = subprocess.Popen([sys.executable, str(RUN_SCRIPT), *run.options.to_argv()], stdout=log, stderr=subprocess.STDOUT)
             with self.lock:
                 self.processes.add(process)
@@ -180,7 +196,8 @@ class Runner:
             return "interrupted"
         if status == 0:
             try:
-                self.report("done", run, f"{scores_text(run.pickle_path)} ({seconds:.0f} s)")
+                how = f"resumed from epoch {resumed}, " if resumed else ""
+                self.report("done", run, f"{scores_text(run.pickle_path)} ({how}{seconds:.0f} s)")
                 return "done"
             except ResultsError as error:
                 detail = f"exit 0, but {error}"
@@ -218,8 +235,7 @@ def run_all(runs: list[PlannedRun], jobs: int) -> dict[str, int]:
 def print_plan(runs: list[PlannedRun]) -> None:
     width = len(str(len(runs)))
     for index, run in enumerate(runs, 1):
-        state = "exists " if run.exists() else "missing"
-        print(f"[{index:>{width}}/{len(runs)}] {run.name}  {state}  {shlex.join(run.command())}")
+        print(f"[{index:>{width}}/{len(runs)}] {run.name}  {run.state()}  {shlex.join(run.command())}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,10 @@ example, which stays flat when the cost grows linearly in B.
 
 from __future__ import annotations
 
+from model_utils.console import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
 import argparse
 import statistics
 import time

@@ -92,6 +92,9 @@ def _show(args: argparse.Namespace) -> int:
     if args.n > len(x):
         raise _UsageError(f"--n {args.n} exceeds the {len(x)} images of split {args.split!r}")
     # TensorFlow is imported only here: it takes seconds and only PNG encoding needs it.
+    from model_utils.console import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     import tensorflow as tf
 
     png = tf.io.encode_png(tile_grid(x[: args.n])).numpy()

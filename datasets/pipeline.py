@@ -14,18 +14,18 @@ from .errors import DatasetError
 
 
 def training_pipeline(x: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
-    """Full batches of ``x`` (batch_size, ...) in a new random order every epoch.
+    """One epoch of ``x`` in full batches (batch_size, ...), in a random order fixed by ``seed``.
 
-    Each pass over the returned dataset is one epoch: a fresh shuffle of all N
-    examples (buffer N, reshuffled each iteration), so the sequence of epoch
-    orders is fixed by ``seed``. The last N mod batch_size examples of each
-    epoch's order are dropped so that every batch is full; as the order changes
-    every epoch, those examples are used in other epochs.
+    The order is a shuffle of all N examples (buffer N) with ``seed``, the same on every
+    pass, so that an epoch's order depends on its seed alone (the runner seeds each epoch
+    from the run's seed and the epoch). The last N mod batch_size examples of the order
+    are dropped so that every batch is full; as the order changes from epoch to epoch,
+    those examples are used in other epochs.
     """
     n = _check_enough(x, batch_size)
     return (
         tf.data.Dataset.from_tensor_slices(x)
-        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        .shuffle(n, seed=seed, reshuffle_each_iteration=False)
         .batch(batch_size, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )

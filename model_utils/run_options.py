@@ -72,6 +72,8 @@ class RunOptions:
     test_size: int | None = _option(None, "test on a random subset of N examples", positive_int)
     overwrite: bool = _option(False, "replace existing results of the same filename")
     threads: int | None = _option(None, "CPU threads TensorFlow may use (default: all)", positive_int)
+    keep_checkpoint: bool = _option(False, "keep <filename>.checkpoint/ after the results are written")
+    tensorboard: str | None = _option(None, "also log every epoch's scalars for TensorBoard in DIR", str)
 
     def to_argv(self) -> list[str]:
         """The `run.py` arguments that give these options: what a run is (config, dataset,

@@ -12,13 +12,12 @@ import pytest
 import tensorflow as tf
 from matplotlib.image import imread
 
-import datasets
 import report
 import run
 from model_utils.plots import CURVE_PANEL_INCHES, DPI, RD_PANEL_INCHES
 from model_utils.results import save_pickle
 from model_utils.summary import BASE_COLUMNS
-from support import TINY, fake_results, tiny_images
+from support import TINY, fake_results
 
 # (config, dataset, beta, seed) -> (test rate, test distortion), nats; two seeds per point.
 CHOSEN = {
@@ -154,14 +153,6 @@ def test_either_a_directory_or_a_run(tmp_path):
 
 
 # ---- one run: reconstructions and samples -------------------------------------------------
-
-
-@pytest.fixture
-def tiny_data(monkeypatch):
-    dataset = datasets.Dataset(name="tiny", x_train=tiny_images(100, seed=1), x_val=None,
-                               x_test=tiny_images(60, seed=3), source="synthetic test images")
-    monkeypatch.setattr(datasets, "load", lambda name, data_dir=None: dataset)
-    return dataset
 
 
 TINY_VAMP = {**TINY, "layers": [*TINY["layers"][:3], {"layer": 3, "encoder": True, "type": "vae"}, *TINY["layers"][4:]],

@@ -13,28 +13,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-import datasets
 import run
 from model import build_model
 from model_utils.config import parse_config
 from model_utils.losses import LOSS_TYPES
 from model_utils.results import write_atomically
-from support import BATCH, REPO, TINY, tiny_images
-
-
-@pytest.fixture
-def tiny_data(monkeypatch):
-    """`datasets.load` returns 100 / 40 / 50 random binary images (50 is not a multiple
-    of the batch, so evaluation needs its overlapping last batch)."""
-    dataset = datasets.Dataset(
-        name="tiny",
-        x_train=tiny_images(100, seed=1),
-        x_val=tiny_images(40, seed=2),
-        x_test=tiny_images(50, seed=3),
-        source="synthetic test images",
-    )
-    monkeypatch.setattr(datasets, "load", lambda name, data_dir=None: dataset)
-    return dataset
+from support import BATCH, REPO, TINY
 
 
 def _run(tmp_path, *extra, config=None):

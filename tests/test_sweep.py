@@ -155,6 +155,18 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, capsys, monkeypatch)
     assert sorted(p.name for p in results.iterdir()) == ["vae_binary_mnist_beta1_seed0.pickle"]
 
 
+def test_the_plan_says_which_runs_will_resume_from_a_checkpoint(tmp_path, capsys):
+    checkpoint = tmp_path / "echo_binary_mnist_beta1_seed0.checkpoint"
+    checkpoint.mkdir()
+    for epoch in (3, 4):
+        (checkpoint / f"epoch-{epoch:04d}.state.pickle").write_bytes(b"")
+    (checkpoint / "epoch-0005.weights.h5").write_bytes(b"")  # not committed: no state file
+    assert sweep.main(["--configs", "echo.json", "--betas", "1", "2", "--results-dir", str(tmp_path), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "echo_binary_mnist_beta1_seed0  resumes from epoch 4  python " in lines[0]
+    assert "echo_binary_mnist_beta2_seed0  missing  python " in lines[1]
+
+
 # ---- running ----------------------------------------------------------------------------
 
 

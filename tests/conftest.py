@@ -1,0 +1,21 @@
+"""Fixtures shared by the test modules."""
+
+import pytest
+
+import datasets
+from support import tiny_images
+
+
+@pytest.fixture
+def tiny_data(monkeypatch):
+    """`datasets.load` returns 100 / 40 / 50 random binary images (50 is not a multiple
+    of the batch, so evaluation needs its overlapping last batch)."""
+    dataset = datasets.Dataset(
+        name="tiny",
+        x_train=tiny_images(100, seed=1),
+        x_val=tiny_images(40, seed=2),
+        x_test=tiny_images(50, seed=3),
+        source="synthetic test images",
+    )
+    monkeypatch.setattr(datasets, "load", lambda name, data_dir=None: dataset)
+    return dataset
