@@ -61,6 +61,8 @@ def _rate_distortion_panel(ax, groups: list[Group], colors: dict) -> None:
     for group in groups:
         curves.setdefault(curve_label(group, several_budgets), []).append(group)
     markers = "osD^v<>ph*"
+    points = np.array([(g.stats("test_rate")[0], g.stats("test_distortion")[0]) for g in groups])
+    spans = np.ptp(points, axis=0) + 1e-9
     for index, (label, members) in enumerate(curves.items()):
         members = sorted(members, key=lambda g: math.inf if g.beta is None else g.beta)
         rate = [g.stats("test_rate") for g in members]
@@ -71,9 +73,9 @@ def _rate_distortion_panel(ax, groups: list[Group], colors: dict) -> None:
             xerr=[r[1] or 0.0 for r in rate], yerr=[d[1] or 0.0 for d in distortion],
             color=color, marker=markers[index % len(markers)], markersize=5, linewidth=1.5, capsize=2, label=label,
         )
-        for group, (r, _, _), (d, _, _) in zip(members, rate, distortion):
-            if group.beta is not None:
-                ax.annotate(f"β={group.beta:g}", (r, d), textcoords="offset points", xytext=(4, 3), fontsize=7, color=color)
+        labels = _beta_labels([(r[0], d[0]) for r, d in zip(rate, distortion)], [g.beta for g in members], spans)
+        for (r, d), label in labels:
+            ax.annotate(label, (r, d), textcoords="offset points", xytext=(4, 3), fontsize=7, color=color)
     ax.set_xlabel("rate R (nats per example)")
     ax.set_ylabel("distortion D (nats per example)")
     ax.margins(0.12)
@@ -83,6 +85,22 @@ def _rate_distortion_panel(ax, groups: list[Group], colors: dict) -> None:
     labels.append("D + R = -ELBO, constant (value at line)")
     ax.legend(handles, labels, fontsize=8, loc="upper right")
     ax.grid(alpha=0.2)
+
+
+def _beta_labels(points: list[tuple[float, float]], betas: list, spans: np.ndarray) -> list[tuple[tuple[float, float], str]]:
+    """One "β=..." label per point, points closer than 2% of the panel's span (e.g. a
+    rate that sits at its floor for every β) sharing one label that lists their βs."""
+    labels: list[tuple[tuple[float, float], list[str]]] = []
+    for point, beta in zip(points, betas):
+        if beta is None:
+            continue
+        for anchor, names in labels:
+            if np.all(np.abs((np.array(point) - np.array(anchor)) / spans) < 0.02):
+                names.append(f"{beta:g}")
+                break
+        else:
+            labels.append((point, [f"{beta:g}"]))
+    return [(anchor, "β=" + ", ".join(names)) for anchor, names in labels]
 
 
 def _constant_elbo_lines(ax) -> None:

@@ -20,11 +20,13 @@ from support import REFERENCE_CONFIGS, REPO, require_reference_configs
 
 MUTATIONS = int(os.environ.get("ECHO_FUZZ_MUTATIONS", "10"))
 WORKERS = 2
-# Wrong types, huge, negative and non-finite numbers, empty containers, code-like strings.
-BAD_VALUES = [
+# Wrong types, huge, negative and non-finite numbers, empty containers, code-like strings,
+# and plausible values that keep some mutations buildable, so that both sides are reached.
+VALUES = [
     None, True, False, 0, -1, 1.5, 10**12, -(10**12), 2**63, math.nan, math.inf, -math.inf,
     "", "os.system", "__import__('os').system('true')", "same ", [], [0], [-3, 2], [10**12, 1],
     [[1]], {}, {"type": "nope"},
+    1, 2, 3, 7, 16, 0.5, "same", "valid", "relu", "sigmoid", [3, 5], [2, 1],
 ]
 
 
@@ -53,7 +55,7 @@ def _mutate(config: dict, rng: np.random.Generator) -> tuple[dict, str]:
             parent[path[-1]] = value * float(rng.choice([-1, 0, 1e6, 1e12, 0.5]))
             edits.append(f"scaled {path} to {parent[path[-1]]!r}")
         else:
-            parent[path[-1]] = copy.deepcopy(BAD_VALUES[rng.integers(len(BAD_VALUES))])
+            parent[path[-1]] = copy.deepcopy(VALUES[rng.integers(len(VALUES))])
             edits.append(f"set {path} to {parent[path[-1]]!r}")
     return mutated, "; ".join(edits)
 
