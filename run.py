@@ -68,6 +68,11 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+def raise_on_sigterm() -> None:
+    """From now on SIGTERM raises Terminated in the main thread."""
+    signal.signal(signal.SIGTERM, _terminate)
+
+
 # ---- set-up -----------------------------------------------------------------------------
 
 
@@ -392,7 +397,7 @@ def run(args: RunOptions) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_run_options(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    raise_on_sigterm()
     try:
         run(args)
     except ConfigError as error:

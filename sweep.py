@@ -10,7 +10,7 @@ in <results-dir>/<name>.log; one line per run says done / skipped / failed with 
 rate, distortion and -ELBO in nats per example. `--dry-run` prints the plan,
 `--print-commands` only the `run.py` commands (one per line, for a cluster scheduler).
 Exit status: 0 if every run is done or skipped, 1 if any failed, 2 for an invalid sweep
-(nothing runs), 130 when interrupted.
+(nothing runs), 130 / 143 when interrupted by SIGINT / SIGTERM, which stop the runs too.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from model_utils.config import ConfigError
 from model_utils.results import ResultsError, load_results, result_paths
 from model_utils.run_options import FIELDS, RunOptions, add_run_flags, integer, non_negative_beta, positive_int
 from model_utils.sweeps import NOT_RUN_ARGS, SweepError, make_grid, read_sweep_file
-from run import default_filename, resolve_config
+from run import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, default_filename, raise_on_sigterm, resolve_config
 
 RUN_SCRIPT = Path(__file__).resolve().parent / "run.py"
-EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_FAILED, EXIT_USAGE = 1, 2
 SWEEP_VERBOSITY = 2  # one line per epoch in the run logs, instead of progress bars
 
 
@@ -222,7 +222,7 @@ def run_all(runs: list[PlannedRun], jobs: int) -> dict[str, int]:
         futures = [pool.submit(runner.execute, run) for run in pending]
         try:
             outcomes += [future.result() for future in futures]
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated):
             runner.stop()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
@@ -240,6 +240,7 @@ def print_plan(runs: list[PlannedRun]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    raise_on_sigterm()
     try:
         entries, source = grid_entries(args)
         runs = plan(entries, source, args.jobs)
@@ -259,9 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         counts = run_all(runs, args.jobs)
-    except KeyboardInterrupt:
-        print("sweep interrupted; run the same command again to run what is missing", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except (KeyboardInterrupt, Terminated) as interruption:
+        print("sweep interrupted; its runs were stopped at their last checkpoint: run the same command again to "
+              "resume them and run what is missing", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(interruption, Terminated) else EXIT_INTERRUPTED
     summary = ", ".join(f"{counts[k]} {k}" for k in ("done", "skipped", "failed") if counts.get(k))
     print(f"sweep: {summary} in {time.perf_counter() - start:.0f} s", flush=True)
     return EXIT_FAILED if counts.get("failed") else 0

@@ -6,9 +6,11 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -16,7 +18,7 @@ import sweep
 from model_utils.results import load_results, save_pickle
 from model_utils.run_options import parse_run_options
 from model_utils.sweeps import SweepError, make_grid, read_sweep_file
-from support import REPO, fake_results
+from support import REPO, TINY, fake_results
 
 SWEEPS = REPO / "sweeps"
 
@@ -263,3 +265,22 @@ def test_a_tiny_real_sweep_then_its_report(tmp_path):
     again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and _outcomes(again.stdout) == ["skipped"] * 4
     assert all(path.read_bytes() == content for path, content in before.items())
+
+
+@pytest.mark.skipif(not os.environ.get("ECHO_DATA_DIR"), reason="ECHO_DATA_DIR is not set")
+def test_sigterm_stops_the_sweep_and_its_runs_which_the_next_sweep_resumes(tmp_path):
+    results = tmp_path / "results"
+    command = [sys.executable, "sweep.py", "--configs", json.dumps(TINY), "--betas", "1", "--train-size", "1000",
+               "--test-size", "100", "--results-dir", str(results)]
+    sweep_process = subprocess.Popen([*command, "--epochs", "50"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checkpoint = results / "inline_binary_mnist_beta1_seed0.checkpoint"
+    deadline = time.monotonic() + 300
+    while not list(checkpoint.glob("*.state.pickle")):
+        assert sweep_process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    sweep_process.send_signal(signal.SIGTERM)
+    _, stderr = sweep_process.communicate(timeout=60)
+    assert sweep_process.returncode == 143 and "run the same command again" in stderr
+    assert not (results / "inline_binary_mnist_beta1_seed0.pickle").exists()
+    plan = subprocess.run([*command, "--epochs", "50", "--dry-run"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert "inline_binary_mnist_beta1_seed0  resumes from epoch " in plan.stdout
