@@ -139,15 +139,20 @@ def seed_epoch(model: RateDistortionModel, seed: int, epoch: int) -> None:
 
 
 class EpochLog(keras.callbacks.Callback):
-    """Adds the epoch's learning rate and wall time (seconds, validation included) to its
-    logs, so that the history, the CSV and TensorBoard record them."""
+    """Adds the epoch's learning rate (as the schedule gave it, before float32 rounding)
+    and wall time (seconds, validation included) to its logs, so that the history, the CSV
+    and TensorBoard record them."""
+
+    def __init__(self):
+        super().__init__()
+        self.rate = math.nan
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            logs["lr"] = self.rate
             logs["epoch_time"] = time.perf_counter() - self._start
 
 
@@ -160,7 +165,8 @@ class Training:
                  state: TrainingState, checkpoints: Path, csv_path: Path):
         self.model, self.config, self.arrays, self.args = model, config, arrays, args
         self.state, self.checkpoints, self.csv_path = state, checkpoints, csv_path
-        self.callbacks = [EpochLog(), keras.callbacks.TerminateOnNaN()]
+        self.epoch_log = EpochLog()
+        self.callbacks = [self.epoch_log, keras.callbacks.TerminateOnNaN()]
         if args.tensorboard:
             self.callbacks.append(keras.callbacks.TensorBoard(args.tensorboard))
 
@@ -170,7 +176,8 @@ class Training:
         validation = evaluation_pipeline(self.arrays["val"], self.config.batch) if self.arrays["val"] is not None else None
         for epoch in range(self.state.epoch, self.config.epochs):
             seed_epoch(self.model, self.args.seed, epoch)
-            self.model.optimizer.learning_rate = schedule(epoch, self.config.epochs)
+            self.epoch_log.rate = schedule(epoch, self.config.epochs)
+            self.model.optimizer.learning_rate = self.epoch_log.rate
             history = self.model.fit(
                 training_pipeline(self.arrays["train"], self.config.batch, epoch_seed(self.args.seed, epoch)),
                 initial_epoch=epoch,

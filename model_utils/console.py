@@ -4,7 +4,7 @@ TensorFlow 2.21 logs through Abseil before Abseil's logging is initialised, so i
 lines (the oneDNN notice, "Could not find cuda drivers", the CPU-instruction notice, the
 ``cuInit`` error of a machine without a GPU) go straight to the stderr file descriptor and
 ``TF_CPP_MIN_LOG_LEVEL`` does not hold them back. `import_tensorflow_quietly` imports
-TensorFlow and initialises its devices with file descriptor 2 pointed at a temporary file,
+TensorFlow and probes its devices with file descriptor 2 pointed at a temporary file,
 then writes back to stderr every captured line that is not one of those known notices, so
 that a real error still reaches the user. Every entry point calls it before anything
 imports TensorFlow.
@@ -53,10 +53,12 @@ def without_startup_notices(action: Callable[[], None]) -> None:
 def _start_tensorflow() -> None:
     import tensorflow as tf
 
-    tf.config.list_logical_devices()  # device set-up is where cuInit is tried
+    # Listing the physical devices probes CUDA (the cuInit error) without starting the
+    # runtime, so that thread counts can still be set afterwards.
+    tf.config.list_physical_devices()
 
 
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow and set up its devices without its start-up notices."""
+    """Import TensorFlow and probe its devices without its start-up notices."""
     if "tensorflow" not in sys.modules:
         without_startup_notices(_start_tensorflow)

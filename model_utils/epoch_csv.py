@@ -40,8 +40,11 @@ def _rows(history: dict[str, list[float]], start: int = 0) -> str:
 
 
 def rewrite(path: Path, history: dict[str, list[float]]) -> None:
-    """The whole file for `history` (header only when there is none yet), atomically."""
-    text = _rows(history) if history else ""
+    """The whole file for `history`, atomically; no file before the first epoch."""
+    if not history:
+        path.unlink(missing_ok=True)
+        return
+    text = _rows(history)
     write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
