@@ -43,7 +43,7 @@ def main() -> None:
     model = build_model(config)
     batch = tf.data.Dataset.from_tensor_slices(np.random.default_rng(0).random((config.batch, *config.input_shape), np.float32) < 0.2)
     one_step = batch.map(lambda x: tf.cast(x, tf.float32)).batch(config.batch)
-    model.fit(one_step, epochs=1, verbose=0)  # build the optimizer's slots
+    model.fit(one_step, epochs=1, verbose=0, shuffle=False)  # build the optimizer's slots
 
     many_steps = one_step.repeat(21)
     state = TrainingState({"config": config.raw}, 1, {"loss": [1.0] * 200, "lr": [3e-4] * 200})
@@ -55,17 +55,17 @@ def main() -> None:
             writes.append(_seconds(lambda: save_checkpoint(folder, model, state)))
             restores.append(_seconds(lambda: restore_latest(folder, model, state.fingerprint)))
             model.train_function = None
-            traced.append(_seconds(lambda: model.fit(one_step, epochs=1, verbose=0)))
-            steady.append(_seconds(lambda: model.fit(one_step, epochs=1, verbose=0)))
-            longer.append(_seconds(lambda: model.fit(many_steps, epochs=1, verbose=0)))
+            traced.append(_seconds(lambda: model.fit(one_step, epochs=1, verbose=0, shuffle=False)))
+            steady.append(_seconds(lambda: model.fit(one_step, epochs=1, verbose=0, shuffle=False)))
+            longer.append(_seconds(lambda: model.fit(many_steps, epochs=1, verbose=0, shuffle=False)))
         sizes = {path.name.split(".", 1)[1]: path.stat().st_size for path in folder.glob(f"epoch-{args.rounds:04d}.*")}
 
     step = (statistics.median(longer) - statistics.median(steady)) / 20
     trace = statistics.median(traced) - statistics.median(steady)
     write = statistics.median(writes)
     print(f"{args.config}: {model.count_params():,} parameters, batch {config.batch}, {args.rounds} rounds, medians")
-    print(f"  checkpoint files: weights {sizes['weights.h5'] / 1e6:.2f} MB, state {sizes['state.pickle'] / 1e6:.2f} MB "
-          f"(the optimizer's moments and the history)")
+    print(f"  checkpoint files: weights and optimizer state {sizes['weights.h5'] / 1e6:.2f} MB, "
+          f"history and fingerprint {sizes['state.pickle'] / 1e3:.1f} kB")
     print(f"  write {write:.3f} s, restore {statistics.median(restores):.3f} s")
     print(f"  fresh trace at the start of an epoch: {trace:.2f} s; a training step: {1000 * step:.0f} ms")
     for steps in (80, 500):

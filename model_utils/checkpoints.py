@@ -3,10 +3,11 @@
 A run's checkpoints live in ``<results-dir>/<filename>.checkpoint/``. The checkpoint of
 epoch k (k epochs finished) is two files:
 
-- ``epoch-000k.weights.h5``: every weight of the model (`keras.Model.save_weights`);
+- ``epoch-000k.weights.h5``: every weight of the model and the state of its optimizer(s)
+  (`keras.Model.save_weights` saves the optimizers it holds as attributes with it);
 - ``epoch-000k.state.pickle``: the `TrainingState`: k, the history so far (every logged
-  list, ``lr``, ``epoch_time``), the options that shape training (its fingerprint), the
-  variables of the optimizer(s), and the SHA-256 of the weights file.
+  list, ``lr``, ``epoch_time``), the options that shape training (its fingerprint), and
+  the SHA-256 of the weights file.
 
 Each file is written atomically (temporary name, fsync, rename) and the state file last,
 so the state file is the commit mark: a checkpoint exists once its state file does, and a
@@ -26,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
 from model_utils.results import write_atomically
 
@@ -58,11 +58,6 @@ def checkpoint_dir(results_dir: str | Path, filename: str) -> Path:
     return Path(results_dir) / f"{filename}.checkpoint"
 
 
-def _optimizers(model: keras.Model) -> list[keras.optimizers.Optimizer]:
-    extra = getattr(model, "density_optimizer", None)
-    return [model.optimizer] + ([extra] if extra is not None else [])
-
-
 def save_checkpoint(directory: Path, model: keras.Model, state: TrainingState) -> None:
     """Write the checkpoint of `state.epoch` (weights, then state), and drop all but the
     newest `KEEP`."""
@@ -74,7 +69,6 @@ def save_checkpoint(directory: Path, model: keras.Model, state: TrainingState) -
         "fingerprint": state.fingerprint,
         "epoch": state.epoch,
         "history": state.history,
-        "optimizers": [[np.asarray(v.numpy()) for v in optimizer.variables] for optimizer in _optimizers(model)],
         "weights_sha256": _sha256(weights),
     }
     data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
@@ -85,7 +79,7 @@ def save_checkpoint(directory: Path, model: keras.Model, state: TrainingState) -
 
 
 def restore_latest(directory: Path, model: keras.Model, fingerprint: dict[str, Any]) -> tuple[TrainingState | None, list[str]]:
-    """Load the newest usable checkpoint into `model` and its optimizer(s); its state (None
+    """Load the newest usable checkpoint into `model` and its optimizer(s): its state (None
     when there is none) and a note for each newer checkpoint that was unusable (corrupt
     or partial), which is skipped for the one before it. A checkpoint written with another
     fingerprint raises CheckpointError: two runs must not be mixed."""
@@ -99,7 +93,7 @@ def restore_latest(directory: Path, model: keras.Model, fingerprint: dict[str, A
             continue
         _check_fingerprint(directory, payload["fingerprint"], fingerprint)
         try:
-            _load_into(model, directory / f"epoch-{epoch:04d}.weights.h5", payload)
+            _load_into(model, directory / f"epoch-{epoch:04d}.weights.h5", payload["weights_sha256"])
         except CheckpointError as error:
             notes.append(str(error))
             continue
@@ -123,7 +117,7 @@ def _read_state(path: Path) -> dict[str, Any]:
         payload = pickle.loads(path.read_bytes())
     except Exception as error:  # a damaged file can raise almost anything
         raise CheckpointError(f"{path}: unreadable ({type(error).__name__}: {error})") from None
-    keys = {"fingerprint", "epoch", "history", "optimizers", "weights_sha256"}
+    keys = {"fingerprint", "epoch", "history", "weights_sha256"}
     if not isinstance(payload, dict) or not keys <= set(payload):
         raise CheckpointError(f"{path}: not a checkpoint state")
     return payload
@@ -144,20 +138,14 @@ def _brief(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _load_into(model: keras.Model, weights: Path, payload: dict[str, Any]) -> None:
-    if not weights.is_file() or _sha256(weights) != payload["weights_sha256"]:
+def _load_into(model: keras.Model, weights: Path, sha256: str) -> None:
+    """The model's weights and its optimizers' state from a checkpoint's weights file."""
+    if not weights.is_file() or _sha256(weights) != sha256:
         raise CheckpointError(f"{weights}: missing or not the file its state was written with")
-    optimizers = _optimizers(model)
-    saved = payload["optimizers"]
-    if len(saved) != len(optimizers) or any(
-        len(values) != len(optimizer.variables) or any(tuple(v.shape) != np.shape(a) for v, a in zip(optimizer.variables, values))
-        for optimizer, values in zip(optimizers, saved)
-    ):
-        raise CheckpointError(f"{weights.parent}: its optimizer state does not fit this model")
-    model.load_weights(str(weights))
-    for optimizer, values in zip(optimizers, saved):
-        for variable, value in zip(optimizer.variables, values):
-            variable.assign(value)
+    try:
+        model.load_weights(str(weights))
+    except (ValueError, OSError) as error:
+        raise CheckpointError(f"{weights}: does not fit this model ({error})") from None
 
 
 def _sha256(path: Path) -> str:
