@@ -28,10 +28,10 @@ import keras
 import numpy as np
 
 import datasets
-from model import build_model
-from model_utils.config import ConfigError, parse_config
+from model import load_trained_model
+from model_utils.config import ConfigError
 from model_utils.plots import image_grid_figure, learning_curves_figure, rate_distortion_figure, save_figure
-from model_utils.results import ResultsError, load_results, result_paths, write_atomically
+from model_utils.results import ResultsError, write_atomically
 from model_utils.summary import collect, group_runs, write_csv, write_markdown
 
 EXIT_NOTHING = 1
@@ -84,16 +84,10 @@ def report_directory(results_dir: Path, out: Path) -> list[Path]:
 def report_run(pickle_path: Path, out: Path, data_dir: str | None, seed: int) -> list[Path]:
     """Rebuild one run's model and draw its reconstructions of test images and decoded
     draws from its marginal (Echo: from the aggregate posterior); the files written."""
-    results = load_results(pickle_path)
-    weights = result_paths(pickle_path.parent, pickle_path.stem)[1]
-    if not weights.is_file():
-        raise ReportError(f"{weights}: no weights beside {pickle_path}; the model cannot be rebuilt")
     try:
-        config = parse_config(results["config"], str(pickle_path))
+        results, config, model = load_trained_model(pickle_path)
     except ConfigError as error:
         raise ReportError(f"config {error}") from None
-    model = build_model(config)
-    model.load_weights(str(weights))
     name = results.get("dataset", {}).get("name")
     data = datasets.load(name, data_dir or results.get("args", {}).get("data_dir"))
     if len(data.x_test) < config.batch:

@@ -44,6 +44,7 @@ from model_utils.checkpoints import (
     save_checkpoint,
 )
 from model_utils.config import ConfigError, ExperimentConfig, load_config
+from model_utils.likelihood import has_tractable_posterior, information_scores
 from model_utils.results import result_paths, save_pickle, write_atomically
 from model_utils.run_options import RunOptions, parse_run_options
 from model_utils.schedules import learning_rate_schedule
@@ -210,6 +211,31 @@ class Training:
 
 
 STATISTICS = ("z_mean", "z_log_scale", "z")
+
+
+def information_measures(model: RateDistortionModel, x: np.ndarray, rate: float, k: int | None, batch: int) -> dict[str, float]:
+    """I(X;Z), the marginal gap, the active units and, given K, the importance-weighted NLL
+    with K samples (channels with a tractable q(z|x)) on the test images x
+    (`model_utils.likelihood`), plus ``information_size``, the number of images used."""
+    tractable = has_tractable_posterior(model)
+    if k is not None and not tractable:
+        print(f"note: --iw: {model.channel.kind} noise has no tractable q(z|x) to weight samples with, so there is no "
+              "importance-weighted likelihood; I(X;Z) is its exact rate, and the active units are measured",
+              file=sys.stderr, flush=True)
+    scores = information_scores(model, x, rate, k if tractable else None, batch)
+    return {**scores, "information_size": len(x)}
+
+
+def scores_line(scores: dict[str, float]) -> str:
+    """'rate R, distortion D, -ELBO E[, NLL (IW, K=k) L, I(X;Z) I, active units A]'."""
+    parts = [f"rate {scores['rate']:.3f}", f"distortion {scores['distortion']:.3f}", f"-ELBO {-scores['elbo']:.3f}"]
+    if "nll_iw" in scores:
+        parts.append(f"NLL (IW, K={scores['nll_iw_k']}) {scores['nll_iw']:.3f}")
+    if "mutual_information" in scores:
+        parts.append(f"I(X;Z) {scores['mutual_information']:.3f}")
+    if "active_units" in scores:
+        parts.append(f"active units {scores['active_units']}")
+    return ", ".join(parts)
 
 
 def evaluate(model: RateDistortionModel, x: np.ndarray, batch: int) -> tuple[dict[str, float], dict[str, np.ndarray]]:
@@ -386,6 +412,8 @@ def run(args: RunOptions) -> dict[str, Any]:
         training.run()
         keras.utils.set_random_seed(epoch_seed(args.seed, config.epochs))
         scores, statistics = evaluate(model, arrays["test"], config.batch)
+        if args.iw is not None:
+            scores.update(information_measures(model, arrays["test"], scores["rate"], args.iw, config.batch))
         results = collect_results(args, config, data, arrays, training.state.history, scores, statistics)
         save(model, results, pickle_path, weights_path)
     except KeyboardInterrupt:
@@ -394,11 +422,7 @@ def run(args: RunOptions) -> dict[str, Any]:
         raise training.interruption(EXIT_TERMINATED) from None
     if not args.keep_checkpoint:
         remove_checkpoints(checkpoints)
-    print(
-        f"test: rate {scores['rate']:.3f}, distortion {scores['distortion']:.3f}, "
-        f"-ELBO {-scores['elbo']:.3f} (nats per example); saved {pickle_path}",
-        flush=True,
-    )
+    print(f"test: {scores_line(scores)} (nats per example); saved {pickle_path}", flush=True)
     return results
 
 

@@ -162,8 +162,8 @@ class _GaussianHeads(keras.layers.Layer):
 class GaussianChannel(_GaussianHeads):
     """Diagonal Gaussian noise z = μ(x) + σ(x)·ε, ε ~ N(0, I) (the VAE's reparameterization).
 
-    Outputs: ``z``, ``z0`` (= z), ``log_det`` (zeros [B]: no flow), ``z_mean`` = μ,
-    ``z_log_var`` = log σ², ``z_log_scale`` = log σ.
+    Outputs: ``z``, ``z0`` (= z), ``log_det`` (zeros [B]: no flow), ``log_q`` = log q(z|x)
+    [B], ``z_mean`` = μ, ``z_log_var`` = log σ², ``z_log_scale`` = log σ.
     """
 
     kind = "gaussian"
@@ -172,6 +172,7 @@ class GaussianChannel(_GaussianHeads):
         outputs = self._base_sample(h)
         outputs["z"] = outputs["z0"]
         outputs["log_det"] = tf.zeros_like(outputs["z0"][:, 0])
+        outputs["log_q"] = log_normal_diag(outputs["z0"], outputs["z_mean"], outputs["z_log_var"])
         return outputs
 
     def push_forward(self, z0: tf.Tensor) -> tf.Tensor:

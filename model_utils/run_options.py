@@ -74,6 +74,8 @@ class RunOptions:
     threads: int | None = _option(None, "CPU threads TensorFlow may use (default: all)", positive_int)
     keep_checkpoint: bool = _option(False, "keep <filename>.checkpoint/ after the results are written")
     tensorboard: str | None = _option(None, "also log every epoch's scalars for TensorBoard in DIR", str)
+    iw: int | None = _option(None, "after training, also estimate the test log-likelihood with K importance "
+                                   "samples, I(X;Z) and the active units", positive_int)
 
     def to_argv(self) -> list[str]:
         """The `run.py` arguments that give these options: what a run is (config, dataset,

@@ -188,22 +188,45 @@ def format_stat(mean: float, std: float | None) -> str:
     return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
 
 
+# Scores of evaluate.py (or run.py --iw) that the table shows when a dataset's runs have them.
+OPTIONAL_COLUMNS = (
+    ("test_nll_iw", "NLL (IW)"),
+    ("test_mutual_information", "I(X;Z)"),
+    ("test_marginal_gap", "marginal gap"),
+    ("test_active_units", "active units"),
+)
+
+
+def _cell(group: Group, column: str) -> str:
+    key = "test_elbo" if column == "neg_elbo" else column
+    if not all(key in record.row for record in group.records):
+        return "–"
+    return format_stat(*group.stats(column)[:2])
+
+
 def write_markdown(groups: list[Group], path: Path) -> None:
     """Per dataset, a table of method × β: mean ± standard deviation over seeds of the test
-    rate, distortion and -ELBO, in nats per example."""
+    rate, distortion and -ELBO, in nats per example, and of the importance-weighted NLL,
+    I(X;Z), marginal gap and active units where runs have them."""
     lines = [
         "# Test rate, distortion and -ELBO",
         "",
         "Nats per example, on the test set: mean ± sample standard deviation over seeds "
         "(a single value where a group has one run). The rate is I(X;Z) for Echo and "
-        "E KL(q(z|x) ‖ p(z)) under the marginal for the other channels; -ELBO = rate + distortion.",
+        "E KL(q(z|x) ‖ p(z)) under the marginal for the other channels; -ELBO = rate + distortion. "
+        "Where measured: NLL (IW) is the importance-weighted negative log-likelihood (K in "
+        "summary.csv), I(X;Z) the estimated mutual information (exact for Echo), the marginal "
+        "gap rate − I(X;Z), and the active units the latent dimensions with Cov_x E[z|x] > 0.01.",
     ]
     for dataset in dict.fromkeys(group.dataset for group in groups):
+        members = [g for g in groups if g.dataset == dataset]
+        optional = [(key, title) for key, title in OPTIONAL_COLUMNS if any(key in r.row for g in members for r in g.records)]
+        titles = ["rate", "distortion", "-ELBO", *(title for _, title in optional)]
         lines += ["", f"## {dataset}", "",
-                  "| method | channel | marginal | epochs | train size | β | seeds | rate | distortion | -ELBO |",
-                  "|---|---|---|---:|---:|---:|---|---:|---:|---:|"]
-        for group in (g for g in groups if g.dataset == dataset):
-            cells = [format_stat(*group.stats(column)[:2]) for column in ("test_rate", "test_distortion", "neg_elbo")]
+                  "| method | channel | marginal | epochs | train size | β | seeds | " + " | ".join(titles) + " |",
+                  "|---|---|---|---:|---:|---:|---|" + "---:|" * len(titles)]
+        for group in members:
+            cells = [_cell(group, column) for column in ("test_rate", "test_distortion", "neg_elbo", *(k for k, _ in optional))]
             beta = "config" if group.beta is None else f"{group.beta:g}"
             seeds = ", ".join(str(seed) for seed in group.seeds)
             lines.append(f"| {group.method} | {group.channel} | {group.marginal} | {group.epochs} | "
