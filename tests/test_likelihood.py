@@ -70,6 +70,17 @@ def _linear_model(a=EXACT_A, c=EXACT_C, var=EXACT_VAR, channel=None, losses=None
     return model
 
 
+def _linear_iaf_model(steps: int, scale: float, seed: int):
+    """The linear-Gaussian model with the exact posterior as the IAF's base, pushed through
+    a flow of `steps` steps with random weights of standard deviation `scale`."""
+    flow = {"steps": steps, "layers": [8], "mean_only": False}
+    model = _linear_model(channel={"type": "iaf", "layer_kwargs": flow}, losses=[{"type": "iaf"}, {"type": "gaussian_pdf"}])
+    rng = np.random.default_rng(seed)
+    for weight in model.channel.flow.weights:
+        weight.assign(rng.normal(scale=scale, size=weight.shape))
+    return model
+
+
 def _data(n, seed=1):
     x = np.random.default_rng(seed).multivariate_normal(B, COVARIANCE_X, size=n)
     return x.reshape(n, 1, 1, P).astype(np.float32), stats.multivariate_normal(B, COVARIANCE_X).logpdf(x)
@@ -124,11 +135,7 @@ def test_many_samples_recover_log_p_within_monte_carlo_error():
 
 def test_an_iaf_encoder_also_recovers_log_p():
     # One step, so no coordinate reversal: the flow perturbs the exact posterior.
-    flow = {"steps": 1, "layers": [8], "mean_only": False}
-    model = _linear_model(channel={"type": "iaf", "layer_kwargs": flow}, losses=[{"type": "iaf"}, {"type": "gaussian_pdf"}])
-    rng = np.random.default_rng(4)
-    for weight in model.channel.flow.weights:
-        weight.assign(rng.normal(scale=0.2, size=weight.shape))
+    model = _linear_iaf_model(steps=1, scale=0.2, seed=4)
     tf.random.set_seed(4)
     x, log_p = _data(100, seed=3)
     one = importance_weighted_log_likelihood(model, x, 1, batch=BATCH)
@@ -183,11 +190,7 @@ def test_the_mutual_information_estimate_recovers_the_closed_form(a, var):
 
 
 def test_an_iaf_flow_does_not_change_the_information():
-    flow = {"steps": 2, "layers": [8], "mean_only": False}
-    model = _linear_model(channel={"type": "iaf", "layer_kwargs": flow}, losses=[{"type": "iaf"}, {"type": "gaussian_pdf"}])
-    rng = np.random.default_rng(8)
-    for weight in model.channel.flow.weights:
-        weight.assign(rng.normal(scale=0.5, size=weight.shape))
+    model = _linear_iaf_model(steps=2, scale=0.5, seed=8)
     tf.random.set_seed(7)
     x, _ = _data(2000, seed=6)
     scores = information_scores(model, x, 0.0, None, BATCH)
