@@ -28,6 +28,7 @@ NUMERICAL_MODULES = [
     "tests/test_losses.py",
     "tests/test_model.py",
     "tests/test_run.py",
+    "tests/test_likelihood.py",
 ]
 
 
