@@ -181,6 +181,94 @@ def test_replacement_draws_never_pick_the_example_itself():
         assert set(indices[i]) == set(range(7)) - {i}
 
 
+# ---- the echo sum against its previous formulation -------------------------------------
+
+
+def _gather_cumsum_noise(fx, log_S, neighbours):
+    """The echo sum as echo_noise computed it before it worked in circle order: gather the
+    neighbours [B, L], exclusive cumsum of log S along the terms, weighted sum of f."""
+    log_weights = tf.cumsum(tf.gather(log_S, neighbours), axis=1, exclusive=True)
+    return tf.reduce_sum(tf.exp(log_weights) * tf.gather(fx, neighbours), axis=1)
+
+
+def _loop_noise(fx, log_S, neighbours):
+    """ε_i = Σ_l Π_{k<l} S[n_ik] f[n_il], term by term in float64."""
+    S, noise = np.exp(log_S), np.zeros_like(fx)
+    for i, row in enumerate(neighbours):
+        weight = np.ones(fx.shape[1])
+        for j in row:
+            noise[i] += weight * fx[j]
+            weight = weight * S[j]
+    return noise
+
+
+def _fixed_inputs(batch, dims, seed):
+    rng = np.random.default_rng(seed)
+    fx = np.tanh(rng.normal(size=(batch, dims)))
+    log_S = math.log(echo_noise.echo_clip(batch - 1)) + np.log(rng.uniform(0.05, 1.0, (batch, dims)))
+    return fx, log_S
+
+
+# float32 against float64: both sum at most ~100 terms of size <= 1, so the error is a few
+# tens of float32 ulps of the largest term (~1), i.e. an absolute 1e-5 covers it.
+FLOAT32_SUM = dict(rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch, d_max", [(100, 100), (37, 20), (12, 11), (2, 1)])
+def test_circle_order_sum_equals_the_gather_cumsum_sum_for_the_same_neighbours(batch, d_max):
+    fx, log_S = _fixed_inputs(batch, 32, seed=batch)
+    tf.random.set_seed(batch)
+    order, offsets = echo_noise._circle_draw(batch, min(d_max, batch - 1))
+    neighbours = tf.gather(order, (tf.math.invert_permutation(order)[:, None] + offsets[None, :]) % batch).numpy()
+    expected = _loop_noise(fx, log_S, neighbours)
+    np.testing.assert_allclose(_gather_cumsum_noise(fx, log_S, neighbours).numpy(), expected, rtol=1e-12, atol=1e-12)
+
+    f32 = lambda a: tf.constant(a, tf.float32)  # noqa: E731
+    noise = echo_noise._noise_on_circle(f32(fx), f32(log_S), order, offsets).numpy()
+    np.testing.assert_allclose(noise, expected, **FLOAT32_SUM)
+    np.testing.assert_allclose(echo_noise._noise_on_circle(fx, log_S, order, offsets).numpy(), expected,
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_circle_order_gradients_equal_the_gather_cumsum_gradients():
+    fx, log_S = (tf.Variable(a) for a in _fixed_inputs(100, 32, seed=7))
+    tf.random.set_seed(7)
+    order, offsets = echo_noise._circle_draw(100, 99)
+    neighbours = tf.gather(order, (tf.math.invert_permutation(order)[:, None] + offsets[None, :]) % 100)
+    upstream = tf.constant(np.random.default_rng(8).normal(size=(100, 32)))
+    gradients = []
+    for noise_of in (lambda f, s: echo_noise._noise_on_circle(f, s, order, offsets),
+                     lambda f, s: _gather_cumsum_noise(f, s, neighbours)):
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(upstream * noise_of(fx, log_S))
+        gradients.append([tf.convert_to_tensor(g).numpy() for g in tape.gradient(total, [fx, log_S])])
+    for new, previous in zip(*gradients):
+        np.testing.assert_allclose(new, previous, rtol=1e-12, atol=1e-12)
+
+
+def test_replacement_sum_equals_the_term_by_term_sum():
+    fx, log_S = _fixed_inputs(9, 4, seed=9)
+    neighbours = echo_noise._neighbour_indices(9, 30, replace=True, pop=True)
+    blocks, block = echo_noise._scan_blocks(30)
+    terms = [echo_noise._neighbour_terms(v, tf.transpose(neighbours), blocks * block) for v in (fx, log_S)]
+    noise = echo_noise._echo_sum(*terms, blocks, block).numpy()
+    np.testing.assert_allclose(noise, _loop_noise(fx, log_S, neighbours.numpy()), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_terms", [1, 2, 3, 10, 97, 99, 100, 101])
+def test_blocked_exclusive_prefix_sums_equal_cumsum(n_terms):
+    x = np.random.default_rng(n_terms).normal(size=(n_terms, 5))
+    blocks, block = echo_noise._scan_blocks(n_terms)
+    assert blocks * block >= n_terms and block * block >= n_terms and (blocks - 1) * block < n_terms
+    padded = np.concatenate([x, np.zeros((blocks * block - n_terms, 5))])
+    expected = np.cumsum(padded, axis=0) - padded
+    np.testing.assert_allclose(echo_noise._exclusive_prefix_sums(padded, blocks, block).numpy(), expected,
+                               rtol=1e-12, atol=1e-12)
+    dynamic = tf.function(lambda v: echo_noise._exclusive_prefix_sums(v, *echo_noise._scan_blocks(tf.shape(v)[0])),
+                          input_signature=[tf.TensorSpec([None, 5], tf.float64)])
+    np.testing.assert_allclose(dynamic(padded).numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
 # ---- shapes, batch sizes, numerics, gradients ------------------------------------------
 
 
