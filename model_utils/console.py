@@ -7,7 +7,7 @@ lines (the oneDNN notice, "Could not find cuda drivers", the CPU-instruction not
 TensorFlow and probes its devices with file descriptor 2 pointed at a temporary file,
 then writes back to stderr every captured line that is not one of those known notices, so
 that a real error still reaches the user. Every entry point calls it before anything
-imports TensorFlow.
+imports TensorFlow; it also flushes subnormal floats to zero in the calling thread.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import re
 import sys
 import tempfile
 from typing import Callable
+
+from model_utils.floating_point import flush_subnormals_to_zero
 
 # Start-up notices of TensorFlow on a CPU-only machine, and the Abseil line before them.
 NOTICES = re.compile(
@@ -59,6 +61,8 @@ def _start_tensorflow() -> None:
 
 
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow and probe its devices without its start-up notices."""
+    """Import TensorFlow and probe its devices without its start-up notices, with subnormal
+    floats flushed to zero in this thread as in TensorFlow's own (`model_utils.floating_point`)."""
+    flush_subnormals_to_zero()
     if "tensorflow" not in sys.modules:
         without_startup_notices(_start_tensorflow)

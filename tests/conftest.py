@@ -2,8 +2,13 @@
 
 import pytest
 
-import datasets
-from support import tiny_images
+from model_utils.floating_point import flush_subnormals_to_zero
+
+# The suite computes as the entry points do (model_utils.console.import_tensorflow_quietly).
+flush_subnormals_to_zero()
+
+import datasets  # noqa: E402
+from support import tiny_images  # noqa: E402
 
 
 @pytest.fixture
