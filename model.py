@@ -53,7 +53,9 @@ class RateDistortionModel(keras.Model):
         super().__init__(**kwargs)
         self.experiment = config
         self.distortion = DISTORTIONS[config.recon]
-        self.encoder_layers = [spec.build(kernel_initializer=config.initializer) for spec in config.encoder]
+        # Only these layers follow the config's precision; everything from the channel on is float32.
+        self.encoder_layers = [spec.build(kernel_initializer=config.initializer, dtype=config.precision)
+                               for spec in config.encoder]
         self.flatten = keras.layers.Flatten()
         self.channel = CHANNELS[config.channel.type](**config.channel.options, name="channel")
         self.marginal = build_marginal(config)
@@ -64,7 +66,7 @@ class RateDistortionModel(keras.Model):
         self.decoder_layers = [
             # The output activation is applied inside the distortion when it works from logits.
             spec.build(activation="linear" if i == last and self.distortion.from_logits else None,
-                       kernel_initializer=config.initializer)
+                       kernel_initializer=config.initializer, dtype=config.precision)
             for i, spec in enumerate(config.decoder)
         ]
         self.loss_terms = [
@@ -95,7 +97,7 @@ class RateDistortionModel(keras.Model):
         h = x
         for layer in self.encoder_layers:
             h = layer(h)
-        return self.flatten(h)
+        return tf.cast(self.flatten(h), tf.float32)
 
     def encode(self, x: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
         """The channel's outputs (``z``, ``z_mean``, ``z_log_scale``, ...) for images x."""
@@ -107,11 +109,11 @@ class RateDistortionModel(keras.Model):
 
     def decode(self, z: tf.Tensor) -> tf.Tensor:
         """Decoder output for latents z [B, D]: logits when the distortion works from
-        logits, the mean of p(x|z) otherwise; [B, *input_shape]."""
+        logits, the mean of p(x|z) otherwise; [B, *input_shape], float32."""
         h = self.to_decoder(z)
         for layer in self.decoder_layers:
             h = layer(h)
-        return h
+        return tf.cast(h, tf.float32)
 
     def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self.decode(self.encode(x, training)["z"])

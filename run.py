@@ -45,6 +45,7 @@ from model_utils.checkpoints import (
 )
 from model_utils.config import ConfigError, ExperimentConfig, load_config
 from model_utils.likelihood import has_tractable_posterior, information_scores
+from model_utils.precision import effective_precision
 from model_utils.results import result_paths, save_pickle, write_atomically
 from model_utils.run_options import RunOptions, parse_run_options
 from model_utils.schedules import learning_rate_schedule
@@ -78,8 +79,18 @@ def raise_on_sigterm() -> None:
 
 
 def resolve_config(args: RunOptions) -> ExperimentConfig:
-    """The config with the command line's --beta, --epochs and --noise applied."""
-    return load_config(args.config).with_beta(args.beta).with_epochs(args.epochs).with_noise(args.noise)
+    """The config with the command line's --beta, --epochs, --noise and --precision applied."""
+    config = load_config(args.config).with_beta(args.beta).with_epochs(args.epochs).with_noise(args.noise)
+    return config.with_precision(args.precision)
+
+
+def supported_precision(config: ExperimentConfig) -> ExperimentConfig:
+    """The config in a precision this machine computes in hardware: bfloat16 falls back to
+    float32, with a warning, where it would be emulated."""
+    precision, warning = effective_precision(config.precision)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    return config.with_precision(precision)
 
 
 def default_filename(args: RunOptions, config: ExperimentConfig) -> str:
@@ -265,6 +276,7 @@ def resolved_config(config: ExperimentConfig) -> dict:
     beta, loss weights and Echo noise type."""
     raw = copy.deepcopy(config.raw)
     raw["epochs"] = config.epochs
+    raw["precision"] = config.precision
     if config.beta is not None:
         raw["beta"] = config.beta
     for entry, loss in zip(raw["losses"], config.losses):
@@ -336,11 +348,12 @@ def start_line(
     val = f", validation {len(arrays['val'])}" if arrays["val"] is not None else ""
     beta = f"beta={config.beta:g}" if config.beta is not None else "loss weights as configured"
     clip = f" (clip {model.channel.clip:.4f})" if config.channel.kind == "echo" else ""
+    precision = f" ({config.precision})" if config.precision != "float32" else ""
     return (
         f"echo: {config.source} [{config.channel.type} noise{clip}, losses: "
         f"{', '.join(f'{loss.type}×{loss.weight:g}' for loss in config.losses)}] on {data.name} "
         f"({data.source}; train {len(arrays['train'])}{val}, test {len(arrays['test'])}), "
-        f"{model.count_params():,} parameters, {beta}, {config.epochs} epoch{'s' * (config.epochs != 1)} of batch {config.batch}, "
+        f"{model.count_params():,} parameters{precision}, {beta}, {config.epochs} epoch{'s' * (config.epochs != 1)} of batch {config.batch}, "
         f"seed {args.seed} -> {pickle_path}"
     )
 
@@ -388,7 +401,7 @@ def run(args: RunOptions) -> dict[str, Any]:
     """Train (resuming from the run's checkpoint if it has one), evaluate and save one run:
     the whole of `run.py`. Returns the results dict."""
     use_threads(args.threads)
-    config = resolve_config(args)
+    config = supported_precision(resolve_config(args))
     filename = args.filename or default_filename(args, config)
     if Path(filename).name != filename or filename in {".", ".."}:
         raise RunError(f"--filename must be a plain file name, without directories; got {filename!r}", EXIT_USAGE)

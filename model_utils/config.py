@@ -22,6 +22,7 @@ import echo_noise
 from model_utils.activations import get_activation, log_sig64, log_sigmoid, tanh16, tanh64
 from model_utils.losses import DISTORTIONS, LOSS_TYPES, MARGINAL, PENALTY, POSTERIOR, RATE
 from model_utils.noise import CHANNELS
+from model_utils.precision import PRECISIONS
 from model_utils.schedules import SCHEDULES
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -306,6 +307,7 @@ class ExperimentConfig:
     losses: tuple[LossSpec, ...]
     beta: float | None
     vamp_pseudo_inputs: int | None
+    precision: str = "float32"  # one of model_utils.precision.PRECISIONS
     notes: tuple[str, ...] = field(default=())
 
     def with_beta(self, beta: float | None, source: str = "--beta") -> ExperimentConfig:
@@ -331,6 +333,14 @@ class ExperimentConfig:
             raise ConfigError("--noise", "", f"applies to Echo noise only; this config's noise layer is {self.channel.type!r}")
         options = {**self.channel.options, "multiplicative": noise == "multiplicative"}
         return replace(self, channel=replace(self.channel, options=options))
+
+    def with_precision(self, precision: str | None, source: str = "--precision") -> ExperimentConfig:
+        """Compute in `precision` (see `model_utils.precision`); None leaves it as configured."""
+        if precision is None:
+            return self
+        if precision not in PRECISIONS:
+            raise ConfigError(source, "", f"expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+        return replace(self, precision=precision)
 
     def with_epochs(self, epochs: int | None) -> ExperimentConfig:
         if epochs is None:
@@ -380,7 +390,7 @@ def load_config(spec: str, configs_dir: Path = CONFIGS_DIR) -> ExperimentConfig:
 
 _TOP_LEVEL = {
     "epochs", "batch", "optimizer", "optimizer_params", "lr", "lr_density", "input_shape",
-    "latent_dims", "decoder_dims", "layers", "initializer", "recon", "losses", "beta",
+    "latent_dims", "decoder_dims", "layers", "initializer", "recon", "losses", "beta", "precision",
 }
 _TOP_LEVEL_LEGACY = {
     "activation": _mapping,  # per-layer activations are what count
@@ -443,6 +453,7 @@ def parse_config(raw: dict, source: str) -> ExperimentConfig:
         losses=losses,
         beta=None,
         vamp_pseudo_inputs=vamp_inputs,
+        precision=top.get("precision", _one_of(*PRECISIONS), "float32"),
         notes=tuple(notes),
     )
     return config.with_beta(top.get("beta", _non_negative, None), source=f"{source}: beta")

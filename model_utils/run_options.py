@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Sequence
 
+from model_utils.precision import PRECISIONS
+
 
 class OptionError(ValueError):
     """An invalid option value (raised instead of exiting by `parse_run_options(..., exit=False)`)."""
@@ -74,6 +76,8 @@ class RunOptions:
     threads: int | None = _option(None, "CPU threads TensorFlow may use (default: all)", positive_int)
     keep_checkpoint: bool = _option(False, "keep <filename>.checkpoint/ after the results are written")
     tensorboard: str | None = _option(None, "also log every epoch's scalars for TensorBoard in DIR", str)
+    precision: str | None = _option(None, "float32, or mixed_bfloat16 for bfloat16 convolutions and dense layers "
+                                          "(default: the config's, else float32)", str, PRECISIONS)
     iw: int | None = _option(None, "after training, also estimate the test log-likelihood with K importance "
                                    "samples, I(X;Z) and the active units", positive_int)
 

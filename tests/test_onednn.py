@@ -29,6 +29,7 @@ NUMERICAL_MODULES = [
     "tests/test_model.py",
     "tests/test_run.py",
     "tests/test_likelihood.py",
+    "tests/test_precision.py",
 ]
 
 
