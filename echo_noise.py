@@ -383,16 +383,31 @@ def _rotations(x: tf.Tensor, offsets: tf.Tensor, n_slabs) -> tf.Tensor:
 def _echo_sum(f_terms: tf.Tensor, log_S_terms: tf.Tensor, blocks, block) -> tf.Tensor:
     """ε = Σ_l ( Π_{k<l} S⁽ᵏ⁾ ) f⁽ˡ⁾ [B, D] from the neighbours' f(x) and log S(x), each
     [blocks·block, B, D], term l of every example in slab l (zeros past the last term).
-    The products are exp of exclusive sums of log S, never products of many small numbers."""
+    The products are exp of exclusive sums of log S, never products of many small numbers.
+
+    The gradient is written out: with weights W_l = Π_{k<l} S⁽ᵏ⁾ and upstream g,
+    ∂/∂f⁽ˡ⁾ = W_l·g and ∂/∂log S⁽ᵏ⁾ = Σ_{l>k} W_l f⁽ˡ⁾·g (exclusive suffix sums), which
+    saves the broadcasts and products that differentiating the forward ops would add.
+    """
     shape = tf.shape(f_terms)
-    flat = lambda terms: tf.reshape(terms, [shape[0], -1])  # noqa: E731
-    weights = tf.exp(_exclusive_prefix_sums(flat(log_S_terms), blocks, block))
-    return tf.reshape(tf.reduce_sum(weights * flat(f_terms), axis=0), shape[1:])
+    flat_shape = tf.stack([shape[0], -1])
+
+    @tf.custom_gradient
+    def echo_sum(f_terms, log_S_terms):
+        weights = tf.exp(_exclusive_prefix_sums(log_S_terms, blocks, block))
+        weighted = weights * f_terms
+        def gradient(upstream):
+            return weights * upstream, _exclusive_prefix_sums(weighted * upstream, blocks, block, reverse=True)
+
+        return tf.reduce_sum(weighted, axis=0), gradient
+
+    noise = echo_sum(tf.reshape(f_terms, flat_shape), tf.reshape(log_S_terms, flat_shape))
+    return tf.reshape(noise, shape[1:])
 
 
-def _exclusive_prefix_sums(x: tf.Tensor, blocks, block) -> tf.Tensor:
-    """Σ_{k<l} x[k] for every l: the exclusive cumulative sum over axis 0 of x
-    [blocks·block, N].
+def _exclusive_prefix_sums(x: tf.Tensor, blocks, block, reverse: bool = False) -> tf.Tensor:
+    """Σ_{k<l} x[k] for every l (Σ_{k>l} with `reverse`, its adjoint): the exclusive
+    cumulative sum over axis 0 of x [blocks·block, N].
 
     Two triangular matrix products: the exclusive sums within each block of `block` rows,
     plus the exclusive sums of the block totals. With block ≈ √L this is several times
@@ -400,9 +415,11 @@ def _exclusive_prefix_sums(x: tf.Tensor, blocks, block) -> tf.Tensor:
     about 2√L terms, so it rounds no worse than a sequential sum.
     """
     grouped = tf.reshape(x, [blocks, block, -1])
-    within = tf.matmul(_strictly_lower(block, x.dtype)[None], grouped)
-    before = tf.matmul(_strictly_lower(blocks, x.dtype), tf.reduce_sum(grouped, axis=1))
-    return tf.reshape(within + before[:, None, :], tf.shape(x))
+    within, between = _strictly_lower(block, x.dtype), _strictly_lower(blocks, x.dtype)
+    if reverse:
+        within, between = tf.transpose(within), tf.transpose(between)
+    sums = tf.matmul(within[None], grouped) + tf.matmul(between, tf.reduce_sum(grouped, axis=1))[:, None, :]
+    return tf.reshape(sums, tf.shape(x))
 
 
 def _strictly_lower(n, dtype: tf.DType) -> tf.Tensor:

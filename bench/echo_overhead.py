@@ -60,9 +60,10 @@ def compare_training_steps(rounds: int, steps: int) -> None:
     print(f"  Echo / Gaussian {statistics.median(ratios):8.3f} (median of paired rounds; range {ratios[0]:.3f}-{ratios[-1]:.3f})")
 
 
-def compare_noise_layers(batch: int = 100, dims: int = 32, calls: int = 200) -> None:
+def compare_noise_layers(batch: int = 100, dims: int = 32, calls: int = 50, rounds: int = 9) -> None:
     """Forward and backward pass of the noise alone, the part of a step that differs; on a
-    busy machine this isolates Echo's cost better than whole steps do."""
+    busy machine this isolates Echo's cost better than whole steps do. Median of `rounds`
+    alternating rounds of `calls` calls each."""
     rng = np.random.default_rng(0)
     fx = tf.Variable(np.tanh(rng.normal(size=(batch, dims))).astype("float32"))
     log_sx = tf.Variable(np.log(rng.uniform(0.1, 1.0, size=(batch, dims))).astype("float32"))
@@ -70,7 +71,7 @@ def compare_noise_layers(batch: int = 100, dims: int = 32, calls: int = 200) -> 
         "Echo noise": lambda: echo_noise.echo_sample([fx, log_sx], batch=batch),
         "Gaussian noise": lambda: fx + tf.exp(log_sx) * tf.random.normal(tf.shape(fx)),
     }
-    print(f"noise alone, forward + backward (B={batch}, {dims} latent dimensions):")
+    steps = {}
     for name, sample in samplers.items():
 
         @tf.function
@@ -80,11 +81,18 @@ def compare_noise_layers(batch: int = 100, dims: int = 32, calls: int = 200) -> 
             return tape.gradient(loss, [fx, log_sx])
 
         forward_backward()
-        start = time.perf_counter()
-        for _ in range(calls):
-            gradients = forward_backward()
-        gradients[0].numpy()
-        print(f"  {name:15s} {1000 * (time.perf_counter() - start) / calls:8.2f} ms")
+        steps[name] = forward_backward
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, forward_backward in steps.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                gradients = forward_backward()
+            gradients[0].numpy()
+            times[name].append((time.perf_counter() - start) / calls)
+    print(f"noise alone, forward + backward (B={batch}, {dims} latent dimensions, median of {rounds} rounds):")
+    for name, seconds in times.items():
+        print(f"  {name:15s} {1000 * statistics.median(seconds):8.2f} ms")
 
 
 def time_echo_sample(batch_sizes: tuple[int, ...], d_max: int = 100, dims: int = 32, calls: int = 20) -> None:

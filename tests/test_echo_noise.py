@@ -267,6 +267,9 @@ def test_blocked_exclusive_prefix_sums_equal_cumsum(n_terms):
     dynamic = tf.function(lambda v: echo_noise._exclusive_prefix_sums(v, *echo_noise._scan_blocks(tf.shape(v)[0])),
                           input_signature=[tf.TensorSpec([None, 5], tf.float64)])
     np.testing.assert_allclose(dynamic(padded).numpy(), expected, rtol=1e-12, atol=1e-12)
+    suffix = np.cumsum(padded[::-1], axis=0)[::-1] - padded  # Σ_{k>l} x[k], the adjoint
+    np.testing.assert_allclose(echo_noise._exclusive_prefix_sums(padded, blocks, block, reverse=True).numpy(), suffix,
+                               rtol=1e-12, atol=1e-12)
 
 
 # ---- shapes, batch sizes, numerics, gradients ------------------------------------------
