@@ -330,54 +330,53 @@ def _scan_blocks(n_terms) -> tuple:
     return (n_terms + block - 1) // block, block
 
 
-def _neighbour_terms(values: tf.Tensor, neighbours: tf.Tensor, n_slabs) -> tf.Tensor:
-    """[n_slabs, B, D]: slab l holds values[neighbours[l]] for l < L (neighbours [L, B]) and
-    zeros beyond, which add nothing to the echo sum."""
-    padded = tf.concat([values, tf.zeros_like(values[:1])], axis=0)
-    extra = n_slabs - tf.shape(neighbours)[0]
-    return tf.gather(padded, tf.pad(neighbours, [[0, extra], [0, 0]], constant_values=tf.shape(values)[0]))
+def _neighbour_terms(values: tf.Tensor, neighbours: tf.Tensor, n_slabs, sources: tf.Tensor | None = None) -> tf.Tensor:
+    """[n_slabs, B, D]: slab l holds values[neighbours[l]] for l < L (neighbours [L, B])
+    and zeros beyond, which add nothing to the echo sum.
+
+    `sources` [L, B], when each slab of `neighbours` is a permutation of the batch, gives
+    for every example j the row l·B + i of the flattened terms where j appears as
+    neighbour l of example i; the gradient is then a gather and a sum over l, where
+    tf.gather's own gradient is a scatter-add (unsorted_segment_sum) that costs several
+    times more on CPU.
+    """
+    index = tf.pad(neighbours, [[0, n_slabs - tf.shape(neighbours)[0]], [0, 0]], constant_values=tf.shape(values)[0])
+
+    def gather(values):
+        return tf.gather(tf.concat([values, tf.zeros_like(values[:1])], axis=0), index)
+
+    if sources is None:
+        return gather(values)
+
+    @tf.custom_gradient
+    def gather_permutations(values):
+        def gradient(upstream):
+            flat = tf.reshape(upstream, [-1, tf.shape(upstream)[-1]])
+            return tf.reduce_sum(tf.gather(flat, sources), axis=0)
+
+        return gather(values), gradient
+
+    return gather_permutations(values)
 
 
 def _noise_on_circle(fx: tf.Tensor, log_S: tf.Tensor, order: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
     """ε [B, D] from f(x) and log S(x) [B, D] for the circle draw (order [B], offsets [L]) of
     `_circle_draw`: example order[p] echoes order[p + o_0], order[p + o_1], … (mod B).
 
-    Computed in circle order, where the l-th neighbours of all examples are one rotation
-    of the permuted batch, then put back in batch order.
+    The l-th neighbours of all examples are a permutation of the batch (a rotation of the
+    circle), so each example is the l-th neighbour of exactly one other, whose index is
+    known: that makes the gradient of the gathers a gather (`_neighbour_terms`).
     """
     n_terms = offsets.shape[0] if offsets.shape[0] is not None else tf.shape(offsets)[0]
     blocks, block = _scan_blocks(n_terms)
-
-    def neighbours(values: tf.Tensor) -> tf.Tensor:
-        return _rotations(tf.gather(values, order), offsets, blocks * block)
-
-    on_circle = _echo_sum(neighbours(fx), neighbours(log_S), blocks, block)
-    return tf.gather(on_circle, tf.math.invert_permutation(order))
-
-
-def _rotations(x: tf.Tensor, offsets: tf.Tensor, n_slabs) -> tf.Tensor:
-    """[n_slabs, B, D]: slab l < L is x [B, D] rotated by o_l, its row p holding
-    x[(p + o_l) mod B]; the slabs beyond L are zeros, which add nothing to the echo sum.
-
-    The gradient is gathered back through the inverse rotations and summed over l: a
-    gather, where tf.gather's own gradient is a scatter-add (unsorted_segment_sum) that
-    costs several times more on CPU.
-    """
-    batch_size, n_terms = tf.shape(x)[0], tf.shape(offsets)[0]
-    rows = tf.range(batch_size)[None, :]
-    forward = (rows + offsets[:, None]) % batch_size
-    forward = tf.pad(forward, [[0, n_slabs - n_terms], [0, 0]], constant_values=batch_size)
-
-    @tf.custom_gradient
-    def rotate(x):
-        def gradient(upstream):
-            flat = tf.reshape(upstream, [-1, tf.shape(upstream)[-1]])
-            back = tf.range(n_terms)[:, None] * batch_size + (rows - offsets[:, None]) % batch_size
-            return tf.reduce_sum(tf.gather(flat, back), axis=0)
-
-        return tf.gather(tf.concat([x, tf.zeros_like(x[:1])], axis=0), forward), gradient
-
-    return rotate(x)
+    batch_size = tf.shape(fx)[0]
+    position = tf.math.invert_permutation(order)
+    # neighbours[l, i] = order[position[i] + o_l]: the l-th neighbour of example i.
+    neighbours = tf.gather(order, (position[None, :] + offsets[:, None]) % batch_size)
+    # Example j is the l-th neighbour of order[position[j] - o_l].
+    sources = tf.range(n_terms)[:, None] * batch_size + tf.gather(order, (position[None, :] - offsets[:, None]) % batch_size)
+    f_terms, log_S_terms = (_neighbour_terms(values, neighbours, blocks * block, sources) for values in (fx, log_S))
+    return _echo_sum(f_terms, log_S_terms, blocks, block)
 
 
 def _echo_sum(f_terms: tf.Tensor, log_S_terms: tf.Tensor, blocks, block) -> tf.Tensor:
