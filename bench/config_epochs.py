@@ -12,29 +12,19 @@ config: milliseconds per step, seconds per full epoch, and the ratio to vae.json
 from __future__ import annotations
 
 import argparse
-import pickle
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.runs import REPO, run_in_process
+
 FULL_EPOCH = 50_000
 
 
 def epoch_seconds(config: str, args: argparse.Namespace, results: Path) -> float:
     """The second epoch's wall time of a `run.py` run of `config` on N training images."""
-    name = Path(config).stem
-    command = [sys.executable, "run.py", "--config", config, "--train-size", str(args.train_size), "--epochs", "2",
-               "--test-size", "100", "--precision", args.precision, "--results-dir", str(results),
-               "--filename", name, "--verbose", "0", "--overwrite"]
-    if args.data_dir:
-        command += ["--data-dir", args.data_dir]
-    finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    if finished.returncode != 0:
-        raise SystemExit(f"{config} failed:\n{finished.stderr[-2000:]}")
-    with open(results / f"{name}.pickle", "rb") as file:
-        return pickle.load(file)["epoch_time"][1]
+    argv = ["--config", config, "--train-size", str(args.train_size), "--epochs", "2", "--test-size", "100",
+            "--precision", args.precision]
+    return run_in_process(argv, results, Path(config).stem, args.data_dir)["epoch_time"][1]
 
 
 def main() -> None:

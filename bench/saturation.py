@@ -16,9 +16,7 @@ thread without flush-to-zero), which says whether there is anything to gain.
 from __future__ import annotations
 
 import argparse
-import pickle
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.runs import run_in_process
+
 MODES = ("flushed", "kept")
 
 
@@ -42,17 +41,10 @@ def _child(mode: str, argv: list[str]) -> int:
 
 
 def _one_run(mode: str, seed: int, args: argparse.Namespace, results: Path) -> dict:
-    name = f"{mode}_seed{seed}"
     argv = ["--config", "echo.json", "--train-size", str(args.train_size), "--epochs", str(args.epochs),
-            "--seed", str(seed), "--results-dir", str(results), "--filename", name, "--verbose", "0"]
-    if args.data_dir:
-        argv += ["--data-dir", args.data_dir]
-    command = [sys.executable, "-m", "bench.saturation", "--child", mode, "--", *argv]
-    finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    if finished.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{finished.stderr[-2000:]}")
-    with open(results / f"{name}.pickle", "rb") as file:
-        outcome = pickle.load(file)
+            "--seed", str(seed)]
+    outcome = run_in_process(argv, results, f"{mode}_seed{seed}", args.data_dir,
+                             entry=("-m", "bench.saturation", "--child", mode, "--"))
     return {"mode": mode, "seed": seed, "epoch_time": outcome["epoch_time"], "rate": outcome["rate"]}
 
 

@@ -17,30 +17,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.runs import REPO, run_in_process
+
 PEER = REPO.parent / "shared" / "bench" / "peer_torch.py"
 
 
 def ours(precision: str, args: argparse.Namespace, results: Path) -> float:
     """Examples per second of one run.py run of echo.json in `precision`."""
-    name = f"throughput_{precision}"
-    command = [sys.executable, "run.py", "--config", args.config, "--train-size", str(args.train_size),
-               "--epochs", str(args.epochs), "--precision", precision, "--results-dir", str(results),
-               "--filename", name, "--verbose", "0", "--overwrite"]
-    if args.data_dir:
-        command += ["--data-dir", args.data_dir]
-    finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    if finished.returncode != 0:
-        raise SystemExit(f"run.py failed:\n{finished.stderr[-2000:]}")
-    with open(results / f"{name}.pickle", "rb") as file:
-        epoch_times = pickle.load(file)["epoch_time"]
+    argv = ["--config", args.config, "--train-size", str(args.train_size), "--epochs", str(args.epochs),
+            "--precision", precision]
+    epoch_times = run_in_process(argv, results, f"throughput_{precision}", args.data_dir)["epoch_time"]
     return args.train_size / statistics.median(epoch_times[1:])
 
 
