@@ -66,13 +66,36 @@ class Terminated(BaseException):
     """Raised in the main thread by SIGTERM, as KeyboardInterrupt is by SIGINT."""
 
 
-def _terminate(signum, frame):
-    raise Terminated()
+_signals_received: list[int] = []
 
 
-def raise_on_sigterm() -> None:
-    """From now on SIGTERM raises Terminated in the main thread."""
-    signal.signal(signal.SIGTERM, _terminate)
+def _interrupt(signum, frame):
+    _signals_received.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def raise_on_signals() -> None:
+    """From now on SIGINT raises KeyboardInterrupt and SIGTERM Terminated in the main thread,
+    and both are remembered for `raise_if_signalled`."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def raise_if_signalled() -> None:
+    """Raise again for a signal whose exception was lost: Python swallows an exception
+    raised while a finalizer (__del__) runs, and TensorFlow's collect its traced functions."""
+    if _signals_received:
+        raise Terminated() if _signals_received[-1] == signal.SIGTERM else KeyboardInterrupt()
+
+
+class SignalCheck(keras.callbacks.Callback):
+    """Stops training at the next batch after a signal whose exception was lost."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        raise_if_signalled()
+
+    def on_test_batch_end(self, batch, logs=None):
+        raise_if_signalled()
 
 
 # ---- set-up -----------------------------------------------------------------------------
@@ -178,7 +201,7 @@ class Training:
         self.model, self.config, self.arrays, self.args = model, config, arrays, args
         self.state, self.checkpoints, self.csv_path = state, checkpoints, csv_path
         self.epoch_log = EpochLog()
-        self.callbacks = [self.epoch_log, keras.callbacks.TerminateOnNaN()]
+        self.callbacks = [self.epoch_log, keras.callbacks.TerminateOnNaN(), SignalCheck()]
         if args.tensorboard:
             self.callbacks.append(keras.callbacks.TensorBoard(args.tensorboard))
 
@@ -206,6 +229,7 @@ class Training:
                     f"training diverged: {', '.join(diverged) or 'loss'} became NaN or infinite in epoch {epoch + 1}; "
                     "no results were written (start afresh with --overwrite, e.g. with a smaller learning rate)"
                 )
+            raise_if_signalled()
             finished = self.state.after_epoch(logs)
             save_checkpoint(self.checkpoints, self.model, finished)
             self.state = finished
@@ -423,11 +447,13 @@ def run(args: RunOptions) -> dict[str, Any]:
     training = Training(model, config, arrays, args, state, checkpoints, csv_path)
     try:
         training.run()
+        raise_if_signalled()
         keras.utils.set_random_seed(epoch_seed(args.seed, config.epochs))
         scores, statistics = evaluate(model, arrays["test"], config.batch)
         if args.iw is not None:
             scores.update(information_measures(model, arrays["test"], scores["rate"], args.iw, config.batch))
         results = collect_results(args, config, data, arrays, training.state.history, scores, statistics)
+        raise_if_signalled()
         save(model, results, pickle_path, weights_path)
     except KeyboardInterrupt:
         raise training.interruption(EXIT_INTERRUPTED) from None
@@ -441,7 +467,7 @@ def run(args: RunOptions) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_run_options(argv)
-    raise_on_sigterm()
+    raise_on_signals()
     try:
         run(args)
     except ConfigError as error:

@@ -36,7 +36,7 @@ from model_utils.config import ConfigError
 from model_utils.results import ResultsError, load_results, result_paths
 from model_utils.run_options import FIELDS, RunOptions, add_run_flags, integer, non_negative_beta, positive_int
 from model_utils.sweeps import NOT_RUN_ARGS, SweepError, make_grid, read_sweep_file
-from run import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, default_filename, raise_on_sigterm, resolve_config
+from run import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, default_filename, raise_on_signals, resolve_config
 
 RUN_SCRIPT = Path(__file__).resolve().parent / "run.py"
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -240,7 +240,7 @@ def print_plan(runs: list[PlannedRun]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    raise_on_sigterm()
+    raise_on_signals()
     try:
         entries, source = grid_entries(args)
         runs = plan(entries, source, args.jobs)

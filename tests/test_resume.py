@@ -220,3 +220,15 @@ def test_sigint_and_sigterm_keep_the_last_checkpoint_and_say_how_to_resume(tmp_p
     assert line.startswith(f"error: interrupted by {name} in epoch ")
     assert "is kept in" in line and "run the same command again to resume" in line
     assert checkpointed_epochs(tmp_path / "tiny.checkpoint") and not (tmp_path / "tiny.pickle").exists()
+
+
+def test_a_signal_whose_exception_a_finalizer_swallowed_still_stops_the_run(monkeypatch):
+    monkeypatch.setattr(run, "_signals_received", [])
+
+    class Finalized:
+        def __del__(self):
+            run._interrupt(signal.SIGINT, None)  # as if SIGINT arrived while TensorFlow collected a function
+
+    Finalized()  # Python prints "Exception ignored in ..." and goes on
+    with pytest.raises(KeyboardInterrupt):
+        run.SignalCheck().on_train_batch_end(0)
