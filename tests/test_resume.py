@@ -222,6 +222,7 @@ def test_sigint_and_sigterm_keep_the_last_checkpoint_and_say_how_to_resume(tmp_p
     assert checkpointed_epochs(tmp_path / "tiny.checkpoint") and not (tmp_path / "tiny.pickle").exists()
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed one, on purpose
 def test_a_signal_whose_exception_a_finalizer_swallowed_still_stops_the_run(monkeypatch):
     monkeypatch.setattr(run, "_signals_received", [])
 
