@@ -151,9 +151,14 @@ def _neighbour_indices(batch_size, n_terms, replace: bool, pop: bool) -> tf.Tens
             tf.stack([batch_size, n_terms]), minval=1 if pop else 0, maxval=batch_size, dtype=tf.int32
         )
         return (tf.range(batch_size)[:, None] + offsets) % batch_size
-    order, offsets = _circle_draw(batch_size, n_terms, pop)
+    return tf.transpose(_circle_neighbours(*_circle_draw(batch_size, n_terms, pop)))
+
+
+def _circle_neighbours(order: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
+    """[L, B]: entry [l, i] = order[position[i] + o_l mod B], the l-th neighbour of example i
+    for the circle draw (order, offsets) of `_circle_draw`."""
     position = tf.math.invert_permutation(order)
-    return tf.gather(order, (position[:, None] + offsets[None, :]) % batch_size)
+    return tf.gather(order, (position[None, :] + offsets[:, None]) % tf.shape(order)[0])
 
 
 def permute_neighbor_indices(batch_size: int, d_max: int, replace: bool = False, pop: bool = True) -> tf.Tensor:
@@ -371,8 +376,7 @@ def _noise_on_circle(fx: tf.Tensor, log_S: tf.Tensor, order: tf.Tensor, offsets:
     blocks, block = _scan_blocks(n_terms)
     batch_size = tf.shape(fx)[0]
     position = tf.math.invert_permutation(order)
-    # neighbours[l, i] = order[position[i] + o_l]: the l-th neighbour of example i.
-    neighbours = tf.gather(order, (position[None, :] + offsets[:, None]) % batch_size)
+    neighbours = _circle_neighbours(order, offsets)
     # Example j is the l-th neighbour of order[position[j] - o_l].
     sources = tf.range(n_terms)[:, None] * batch_size + tf.gather(order, (position[None, :] - offsets[:, None]) % batch_size)
     f_terms, log_S_terms = (_neighbour_terms(values, neighbours, blocks * block, sources) for values in (fx, log_S))

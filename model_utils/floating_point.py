@@ -3,8 +3,9 @@
 TensorFlow's own thread pools run with flush-to-zero (FTZ) and denormals-are-zero (DAZ)
 set, but the thread that calls a traced function (Python's main thread, which Keras's
 `fit` loop runs in) does not, and TensorFlow runs some kernels of a traced function
-inline on that thread (measured: 1e-39 · 1 on one element gives 1e-39 there, 0 elsewhere). There a float32 below 1.18e-38 (e.g. log s(x) = log sigmoid(a) for
-a saturated Echo scale head, a ≈ 90) stays subnormal, and on CPUs that handle subnormals
+inline on that thread (measured: 1e-39 · 1 on one element gives 1e-39 there, 0
+elsewhere). There a float32 below 1.18e-38 (e.g. log s(x) = log sigmoid(a) for a
+saturated Echo scale head, a ≈ 90) stays subnormal, and on CPUs that handle subnormals
 in microcode each operation on one costs about a hundred cycles. Setting FTZ and DAZ in
 the calling thread makes every thread that computes flush alike: values below the
 smallest normal float become 0, a change far below float32 rounding of any quantity the
