@@ -118,7 +118,21 @@ def _log_s(sx: tf.Tensor, calc_log: bool, plus_sx: bool) -> tf.Tensor:
     return tf.math.log(tf.maximum(sx, tiny))
 
 
-def _circle_draw(batch_size, n_terms, pop: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
+def _seeds(seed: tf.Tensor | None, n: int) -> list:
+    """n independent stateless seeds [2] split from `seed`, or n Nones (stateful draws)."""
+    if seed is None:
+        return [None] * n
+    return tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), n))
+
+
+def _shuffle(values: tf.Tensor, seed: tf.Tensor | None) -> tf.Tensor:
+    """A uniformly random permutation of `values`: stateful, or a function of `seed`."""
+    if seed is None:
+        return tf.random.shuffle(values)
+    return tf.random.experimental.stateless_shuffle(values, seed)
+
+
+def _circle_draw(batch_size, n_terms, pop: bool = True, seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
     """One draw of the neighbour sampling scheme without replacement: a uniformly random
     permutation `order` [B] that places the batch on a circle, and L distinct random
     `offsets` [L] in 1 … B-1 (0 … B-1 when `pop=False`).
@@ -130,28 +144,32 @@ def _circle_draw(batch_size, n_terms, pop: bool = True) -> tuple[tf.Tensor, tf.T
     as independent per-example shuffles would give, at O(B·L) cost instead of O(B²).
     Examples share the permutation and offsets, so the noises of different examples are
     drawn jointly, which does not change the distribution of any one example's noise.
+    `seed` (see `echo_sample`) makes the draw a function of it.
     """
     batch_size = tf.convert_to_tensor(batch_size, dtype=tf.int32)
-    order = tf.random.shuffle(tf.range(batch_size))
-    offsets = tf.random.shuffle(tf.range(1 if pop else 0, batch_size))[:n_terms]
+    order_seed, offsets_seed = _seeds(seed, 2)
+    order = _shuffle(tf.range(batch_size), order_seed)
+    offsets = _shuffle(tf.range(1 if pop else 0, batch_size), offsets_seed)[:n_terms]
     return order, offsets
 
 
-def _neighbour_indices(batch_size, n_terms, replace: bool, pop: bool) -> tf.Tensor:
+def _neighbour_indices(batch_size, n_terms, replace: bool, pop: bool, seed: tf.Tensor | None = None) -> tf.Tensor:
     """Indices [B, L] of the examples whose f(x) form each example's echo sum.
 
     `batch_size` and `n_terms` may be Python ints or scalar tensors. Without replacement:
     the circle scheme of `_circle_draw`, example order[p] taking order[p + o_l mod B]. With
     replacement: independent uniform draws among the other examples (all examples when
-    `pop=False`).
+    `pop=False`). `seed` (see `echo_sample`) makes the draw a function of it.
     """
     batch_size = tf.convert_to_tensor(batch_size, dtype=tf.int32)
     if replace:
-        offsets = tf.random.uniform(
-            tf.stack([batch_size, n_terms]), minval=1 if pop else 0, maxval=batch_size, dtype=tf.int32
-        )
+        shape, low = tf.stack([batch_size, n_terms]), 1 if pop else 0
+        if seed is None:
+            offsets = tf.random.uniform(shape, minval=low, maxval=batch_size, dtype=tf.int32)
+        else:
+            offsets = tf.random.stateless_uniform(shape, tf.cast(seed, tf.int64), minval=low, maxval=batch_size, dtype=tf.int32)
         return (tf.range(batch_size)[:, None] + offsets) % batch_size
-    return tf.transpose(_circle_neighbours(*_circle_draw(batch_size, n_terms, pop)))
+    return tf.transpose(_circle_neighbours(*_circle_draw(batch_size, n_terms, pop, seed)))
 
 
 def _circle_neighbours(order: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
@@ -161,31 +179,34 @@ def _circle_neighbours(order: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
     return tf.gather(order, (position[None, :] + offsets[:, None]) % tf.shape(order)[0])
 
 
-def permute_neighbor_indices(batch_size: int, d_max: int, replace: bool = False, pop: bool = True) -> tf.Tensor:
+def permute_neighbor_indices(
+    batch_size: int, d_max: int, replace: bool = False, pop: bool = True, seed: tf.Tensor | None = None
+) -> tf.Tensor:
     """Neighbour indices [batch_size, L] for a batch whose size is known in Python.
 
     Each row i holds L = `echo_terms(batch_size, d_max, replace, pop)` indices of other
     examples (row i never contains i when `pop=True`; `pop=False` lets an example echo
-    itself, which breaks the independence of ε and x), drawn anew on every call. The
-    static shape is fully defined. See `_circle_draw` for the sampling scheme.
+    itself, which breaks the independence of ε and x), drawn anew on every call (or as a
+    function of `seed`, see `echo_sample`). The static shape is fully defined. See
+    `_circle_draw` for the sampling scheme.
     """
     if int(batch_size) != batch_size or batch_size < 2:
         raise ValueError(f"echo noise needs a batch of at least 2 examples, got {batch_size}")
     n_terms = echo_terms(batch_size, d_max, replace, pop)
     return tf.ensure_shape(
-        _neighbour_indices(batch_size, n_terms, replace, pop), [batch_size, n_terms]
+        _neighbour_indices(batch_size, n_terms, replace, pop, seed), [batch_size, n_terms]
     )
 
 
-def indices_without_replacement(batch_size, d_max: int, pop: bool = True) -> tf.Tensor:
+def indices_without_replacement(batch_size, d_max: int, pop: bool = True, seed: tf.Tensor | None = None) -> tf.Tensor:
     """Neighbour indices [B, L] sampled without replacement, for a batch size that may be
     a scalar tensor (an unknown batch dimension, e.g. inside `keras.Model.fit`).
 
-    L = min(d_max, B - 1) (min(d_max, B) when `pop=False`).
+    L = min(d_max, B - 1) (min(d_max, B) when `pop=False`); `seed` as in `echo_sample`.
     """
     batch_size = tf.convert_to_tensor(batch_size, dtype=tf.int32)
     n_terms = tf.minimum(d_max, batch_size - 1 if pop else batch_size)
-    return _neighbour_indices(batch_size, n_terms, replace=False, pop=pop)
+    return _neighbour_indices(batch_size, n_terms, replace=False, pop=pop, seed=seed)
 
 
 def _check_tail(batch_size, d_max: int, replace: bool, clip: float, fx_bound: float):
@@ -233,6 +254,7 @@ def echo_sample(
     calc_log: bool = True,
     set_batch: bool = True,
     return_noise: bool = False,
+    seed: TensorLike | None = None,
 ) -> tf.Tensor:
     """Sample z = f(x) + S(x)·ε with echo noise ε built from the other examples of the batch.
 
@@ -261,6 +283,13 @@ def echo_sample(
             With False the batch size is taken from the data at run time, so any batch
             large enough for the clip works.
         return_noise: return ε instead of z.
+        seed: None draws the neighbours with TensorFlow's stateful random ops (seeded by
+            `tf.random.set_seed`; inside a `tf.function` their streams start where it is
+            traced). A stateless seed, two integers [2], makes the draw a function of it
+            (`tf.random.experimental.stateless_shuffle`): pass a new one on every call, e.g.
+            `keras.random.SeedGenerator.next()` or `tf.random.Generator.make_seeds()[:, 0]`,
+            and a traced training step is reseeded by setting the generator's state,
+            without a new trace.
 
     A batch too small for the clip is refused, never silently given inexact noise: the
     number of terms it provides, min(d_max, B - 1), must make the tail bound
@@ -291,14 +320,15 @@ def echo_sample(
     if echo_mc:
         fx = fx - tf.reduce_mean(fx, axis=0, keepdims=True)
 
-    noise = _checked_noise(fx, log_S, static_batch, d_max, replace, clip, fx_bound)
+    noise = _checked_noise(fx, log_S, static_batch, d_max, replace, clip, fx_bound, seed)
     if return_noise:
         return noise
     z = fx + tf.exp(log_S) * noise
     return tf.exp(z) if multiplicative else z
 
 
-def _checked_noise(fx, log_S, static_batch, d_max: int, replace: bool, clip: float, fx_bound: float) -> tf.Tensor:
+def _checked_noise(fx, log_S, static_batch, d_max: int, replace: bool, clip: float, fx_bound: float,
+                   seed: TensorLike | None) -> tf.Tensor:
     """Echo noise ε, shaped like fx, once the batch is known to give enough echo terms for
     `clip` (checked in Python for a static batch size, else at run time)."""
     flat_fx = tf.reshape(fx, [tf.shape(fx)[0], -1])
@@ -314,13 +344,13 @@ def _checked_noise(fx, log_S, static_batch, d_max: int, replace: bool, clip: flo
         checks = [_check_tail(batch_size, d_max, replace, clip, fx_bound)]
     with tf.control_dependencies(checks):
         if replace:
-            neighbours = tf.transpose(_neighbour_indices(batch_size, d_max, replace=True, pop=True))
+            neighbours = tf.transpose(_neighbour_indices(batch_size, d_max, replace=True, pop=True, seed=seed))
             blocks, block = _scan_blocks(d_max)
             noise = _echo_sum(*(_neighbour_terms(values, neighbours, blocks * block) for values in (flat_fx, flat_log_S)),
                               blocks, block)
         else:
             n_terms = echo_terms(batch_size, d_max) if static_batch is not None else tf.minimum(d_max, batch_size - 1)
-            noise = _noise_on_circle(flat_fx, flat_log_S, *_circle_draw(batch_size, n_terms))
+            noise = _noise_on_circle(flat_fx, flat_log_S, *_circle_draw(batch_size, n_terms, seed=seed))
     return tf.ensure_shape(tf.reshape(noise, tf.shape(fx)), fx.shape)
 
 

@@ -24,7 +24,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-import keras
 
 import datasets
 import run
@@ -57,7 +56,7 @@ def measure(path: Path, iw: int | None, test_size: int | None, data_dir: str | N
     results, config, model = load_trained_model(path)
     options = run_options(results, data_dir, test_size)
     _, arrays = run.prepare_data(options, config)
-    keras.utils.set_random_seed(seed)
+    model.reseed(seed)
     scores, _ = run.evaluate(model, arrays["test"], config.batch)
     measured = run.information_measures(model, arrays["test"], scores["rate"], iw, config.batch)
     new = {f"test_{name}": value for name, value in measured.items()}

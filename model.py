@@ -23,6 +23,7 @@ from functools import partial
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from model_utils.config import OPTIMIZERS, ConfigError, ExperimentConfig, parse_config
@@ -76,6 +77,7 @@ class RateDistortionModel(keras.Model):
         names = ["loss", "rate", "distortion"] + [loss.type for loss in config.losses]
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.density_optimizer = None
+        self.seed_generator = keras.random.SeedGenerator(0)  # the loss terms' draws (the MMD's prior sample)
 
     def build(self, input_shape):
         """Build every layer, the marginal included, with a forward pass on a zero batch of
@@ -171,6 +173,19 @@ class RateDistortionModel(keras.Model):
                 rate = rate + terms[name]
         terms["rate"], terms["loss"] = rate, loss
         return terms, outputs
+
+    # ---- randomness ---------------------------------------------------------------------
+
+    def reseed(self, seed: int) -> None:
+        """Restart every random stream from `seed` alone: the seed generators that the
+        training and test steps draw from (the channel's noise, the loss terms'), set in
+        place so that a traced step draws the new streams without being traced again, and
+        the global generators of Keras, TensorFlow, NumPy and Python (draws outside the
+        steps: marginal samples, importance weights)."""
+        keras.utils.set_random_seed(seed)
+        for index, generator in enumerate((self.seed_generator, self.channel.seed_generator)):
+            stream = int(np.random.SeedSequence([seed % 2**32, index]).generate_state(1)[0])
+            generator.state.assign([stream, 0])
 
     # ---- training -----------------------------------------------------------------------
 

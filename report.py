@@ -24,7 +24,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import keras
 import numpy as np
 
 import datasets
@@ -92,7 +91,7 @@ def report_run(pickle_path: Path, out: Path, data_dir: str | None, seed: int) ->
     data = datasets.load(name, data_dir or results.get("args", {}).get("data_dir"))
     if len(data.x_test) < config.batch:
         raise ReportError(f"{name} has {len(data.x_test)} test images, fewer than one batch of {config.batch}")
-    keras.utils.set_random_seed(seed)
+    model.reseed(seed)
     chosen = np.random.default_rng(seed).choice(len(data.x_test), size=config.batch, replace=False)
     images = data.x_test[chosen]
 

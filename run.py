@@ -166,11 +166,10 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def seed_epoch(model: RateDistortionModel, seed: int, epoch: int) -> None:
-    """Seed epoch `epoch` from (seed, epoch), and make Keras trace new train and test
-    functions: a traced random op takes its seed, and starts its stream, when it is traced,
-    so an epoch's noise does not depend on the epochs this process ran before it."""
-    keras.utils.set_random_seed(epoch_seed(seed, epoch))
-    model.train_function = model.test_function = None
+    """Seed epoch `epoch` from (seed, epoch) alone, so that its noise does not depend on the
+    epochs this process ran before it (a resumed run draws what an uninterrupted one does).
+    The traced train and test functions are kept: they read their seeds at run time."""
+    model.reseed(epoch_seed(seed, epoch))
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -448,7 +447,7 @@ def run(args: RunOptions) -> dict[str, Any]:
     try:
         training.run()
         raise_if_signalled()
-        keras.utils.set_random_seed(epoch_seed(args.seed, config.epochs))
+        model.reseed(epoch_seed(args.seed, config.epochs))
         scores, statistics = evaluate(model, arrays["test"], config.batch)
         if args.iw is not None:
             scores.update(information_measures(model, arrays["test"], scores["rate"], args.iw, config.batch))

@@ -5,7 +5,7 @@ PyTorch peer (../shared/bench/peer_torch.py) measured in the same sitting.
                                [--precisions float32 mixed_bfloat16] [--peer-python PYTHON]
 
 Each measurement is one `run.py --config echo.json --train-size N --epochs E` process on
-binary MNIST, the path a user's run takes (data pipeline, Keras fit, the per-epoch trace
+binary MNIST, the path a user's run takes (data pipeline, Keras fit, the per-epoch reseed
 and checkpoint included); its examples per second are N over the median epoch time after
 the first. With --peer-python (a Python with torch, e.g. a separate virtual environment),
 each round also runs the peer's reference conv autoencoder with Echo noise for the same

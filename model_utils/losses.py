@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
+import keras
 import tensorflow as tf
 
 from model_utils.gaussian import (
@@ -36,6 +37,7 @@ class LossContext(Protocol):
 
     channel: object
     marginal: object
+    seed_generator: keras.random.SeedGenerator
 
     def gaussian_parameters_of_images(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]: ...
 
@@ -111,7 +113,7 @@ def mmd_penalty(outputs: Outputs, model: LossContext, bw: float | None = None) -
     al. 2019), unbiased U-statistic with the kernel k(a, b) = exp(-bw·‖a - b‖²),
     bw = 1/(2D) by default. A batch statistic: every example gets the batch's value."""
     z = outputs["z"]
-    prior = tf.random.normal(tf.shape(z), dtype=z.dtype)
+    prior = tf.random.stateless_normal(tf.shape(z), model.seed_generator.next(), dtype=z.dtype)
     gamma = bw if bw is not None else 1.0 / (2.0 * float(z.shape[-1]))
     n = tf.cast(tf.shape(z)[0], z.dtype)
 

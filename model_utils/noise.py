@@ -8,6 +8,10 @@ returns a dict of tensors, all [B, D] unless stated:
   (f(x) and log s(x) for Echo; μ(x) and log σ(x) for the Gaussian and IAF channels);
 - channel-specific terms the rate losses need (see each class).
 
+Channels draw their noise from their own `keras.random.SeedGenerator` (`seed_generator`),
+whose state is a variable read when the step runs: setting it reseeds a traced training
+step without tracing it again (`model.RateDistortionModel.reseed`).
+
 `CHANNELS` maps the config's layer types to the classes.
 """
 
@@ -69,6 +73,7 @@ class EchoChannel(keras.layers.Layer):
         self.fx_activation = fx_activation
         self.sx_activation = sx_activation
         self.kernel_initializer = kernel_initializer
+        self.seed_generator = keras.random.SeedGenerator(0)
         self.fx_head = keras.layers.Dense(
             units, activation=get_activation(fx_activation), kernel_initializer=kernel_initializer, name="fx",
             dtype=self.dtype_policy,
@@ -104,6 +109,7 @@ class EchoChannel(keras.layers.Layer):
             fx_clip=self.fx_clip,
             return_noise=return_noise,
             set_batch=False,
+            seed=self.seed_generator.next(),
         )
 
     def rate(self, outputs: Outputs) -> tf.Tensor:
@@ -134,6 +140,7 @@ class _GaussianHeads(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units = units
         self.kernel_initializer = kernel_initializer
+        self.seed_generator = keras.random.SeedGenerator(0)
         self.mean_head = keras.layers.Dense(
             units, kernel_initializer=kernel_initializer, name="z_mean", dtype=self.dtype_policy
         )
@@ -151,7 +158,9 @@ class _GaussianHeads(keras.layers.Layer):
 
     def _base_sample(self, h: tf.Tensor) -> Outputs:
         mean, log_var = self.gaussian_parameters(h)
-        z0 = mean + tf.exp(0.5 * log_var) * tf.random.normal(tf.shape(mean), dtype=mean.dtype)
+        z0 = mean + tf.exp(0.5 * log_var) * tf.random.stateless_normal(
+            tf.shape(mean), self.seed_generator.next(), dtype=mean.dtype
+        )
         return {"z0": z0, "z_mean": mean, "z_log_var": log_var, "z_log_scale": 0.5 * log_var}
 
     def get_config(self) -> dict:

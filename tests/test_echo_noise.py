@@ -151,12 +151,13 @@ def test_neighbours_exclude_self_are_distinct_and_change_between_calls():
     assert not np.array_equal(first, second)
 
 
-def test_each_position_of_a_row_is_uniform_over_the_other_examples():
-    batch, draws = 6, 3000
+def _assert_third_neighbour_uniform(hundred_draws, batch: int, draws: int = 3000) -> None:
+    """Chi-square test that position 2 of each example's row, over `draws` draws made 100
+    at a time by `hundred_draws(k)` ([100, batch, L] for k = 0, 1, ...), is uniform over
+    the other examples."""
     counts = np.zeros((batch, batch))
-    hundred_draws = tf.function(lambda: tf.stack([echo_noise.indices_without_replacement(batch, 5) for _ in range(100)]))
-    for _ in range(draws // 100):
-        indices = hundred_draws().numpy()
+    for k in range(draws // 100):
+        indices = hundred_draws(k).numpy()
         for i in range(batch):
             counts[i] += np.bincount(indices[:, i, 2], minlength=batch)
     expected = draws / (batch - 1)
@@ -165,6 +166,52 @@ def test_each_position_of_a_row_is_uniform_over_the_other_examples():
         others = np.delete(counts[i], i)
         chi2 = ((others - expected) ** 2 / expected).sum()
         assert chi2 < 25  # 4 degrees of freedom: p < 1e-4 for a correct sampler
+
+
+def test_each_position_of_a_row_is_uniform_over_the_other_examples():
+    batch = 6
+    hundred_draws = tf.function(lambda: tf.stack([echo_noise.indices_without_replacement(batch, 5) for _ in range(100)]))
+    _assert_third_neighbour_uniform(lambda k: hundred_draws(), batch)
+
+
+def test_seeded_draws_are_uniform_over_the_other_examples_too():
+    batch = 6
+
+    @tf.function
+    def hundred_draws(k):
+        return tf.stack([echo_noise.indices_without_replacement(batch, 5, seed=tf.stack([k, i])) for i in range(100)])
+
+    _assert_third_neighbour_uniform(lambda k: hundred_draws(tf.constant(k, tf.int64)), batch)
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_seeded_neighbours_are_a_function_of_the_seed(replace):
+    draw = lambda seed: echo_noise.permute_neighbor_indices(50, 20, replace=replace, seed=seed).numpy()  # noqa: E731
+    first = draw(tf.constant([3, 4]))
+    assert np.array_equal(first, draw(np.array([3, 4])))
+    assert not np.array_equal(first, draw(tf.constant([3, 5])))
+    for i, row in enumerate(first):
+        assert i not in row and row.min() >= 0 and row.max() < 50
+        assert replace or len(set(row)) == 20
+
+
+def test_a_seed_generator_reseeds_a_traced_echo_sample_without_a_new_trace():
+    fx, log_s = (tf.constant(a, tf.float32) for a in _fixed_inputs(100, 8, seed=3))
+    generator = keras.random.SeedGenerator(0)
+    traces = []
+
+    @tf.function
+    def sample():
+        traces.append(1)
+        return echo_noise.echo_sample([fx, log_s], seed=generator.next())
+
+    generator.state.assign([11, 0])
+    first, second = sample().numpy(), sample().numpy()
+    generator.state.assign([11, 0])
+    again = sample().numpy()
+    assert len(traces) == 1
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(first, again)
 
 
 def test_dynamic_indices_give_min_of_d_max_and_batch_minus_one_terms():

@@ -62,6 +62,29 @@ def test_each_family_trains_in_graph_mode_and_its_loss_decreases(family):
     assert history["loss"][-1] < history["loss"][0]
 
 
+@pytest.mark.parametrize("family", ["echo", "iaf+prior+mmd"])
+def test_reseeding_restarts_the_noise_of_a_traced_step_without_tracing_it_again(family):
+    config = parse_config(copy.deepcopy(TINY), "tiny test config") if family == "echo" else _tiny(*FAMILIES[family])
+    model = build_model(config)
+    x = tf.constant(tiny_images(BATCH, seed=3))
+    traces = []
+
+    @tf.function
+    def losses(x):
+        traces.append(1)
+        return model.per_example_terms(x, training=True)["loss"]
+
+    model.reseed(5)
+    first, second = losses(x).numpy(), losses(x).numpy()
+    model.reseed(5)
+    again = losses(x).numpy()
+    model.reseed(6)
+    other = losses(x).numpy()
+    assert len(traces) == 1
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, second) and not np.array_equal(first, other)
+
+
 def test_lr_density_gives_the_marginal_its_own_learning_rate():
     channel, losses = FAMILIES["vae+maf"]
     config = _tiny(channel, losses, lr=1e-2, lr_density=1e-5)

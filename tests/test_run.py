@@ -98,6 +98,18 @@ def test_the_same_seed_gives_the_same_history_and_another_seed_does_not(tmp_path
     assert histories[0] != histories[2]
 
 
+def test_all_epochs_of_a_run_share_one_traced_training_step(tmp_path, tiny_data, monkeypatch):
+    traced = []
+    original = run.RateDistortionModel.train_step
+    monkeypatch.setattr(run.RateDistortionModel, "train_step", lambda self, data: traced.append(1) or original(self, data))
+    counts = []
+    for epochs in ("1", "3"):
+        traced.clear()
+        assert _run(tmp_path, "--epochs", epochs, "--overwrite") == 0
+        counts.append(len(traced))
+    assert counts[0] >= 1 and counts[1] == counts[0]
+
+
 def test_beta_from_the_command_line_is_recorded_in_the_config(tmp_path, tiny_data):
     assert _run(tmp_path, "--beta", "0.5") == 0
     config = _load(tmp_path)["config"]
