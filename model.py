@@ -47,6 +47,12 @@ def build_marginal(config: ExperimentConfig) -> keras.layers.Layer | None:
     return None
 
 
+def derived_seed(seed: int, index: int) -> int:
+    """A seed in [0, 2³²) for stream `index` of the run seeded by `seed`: independent
+    streams for different indices (NumPy's SeedSequence hashing)."""
+    return int(np.random.SeedSequence([seed % 2**32, index]).generate_state(1)[0])
+
+
 class RateDistortionModel(keras.Model):
     """Encoder, noise channel, decoder and rate terms of one experiment config."""
 
@@ -184,8 +190,7 @@ class RateDistortionModel(keras.Model):
         steps: marginal samples, importance weights)."""
         keras.utils.set_random_seed(seed)
         for index, generator in enumerate((self.seed_generator, self.channel.seed_generator)):
-            stream = int(np.random.SeedSequence([seed % 2**32, index]).generate_state(1)[0])
-            generator.state.assign([stream, 0])
+            generator.state.assign([derived_seed(seed, index), 0])
 
     # ---- training -----------------------------------------------------------------------
 

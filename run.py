@@ -33,7 +33,7 @@ import tensorflow as tf
 
 import datasets
 from datasets.pipeline import evaluation_pipeline, keep_per_label, subsample, training_pipeline
-from model import RateDistortionModel, build_model
+from model import RateDistortionModel, build_model, derived_seed
 from model_utils import epoch_csv
 from model_utils.checkpoints import (
     CheckpointError,
@@ -162,7 +162,7 @@ def prepare_data(args: RunOptions, config: ExperimentConfig) -> tuple[datasets.D
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of everything random in one epoch (data order, noise), from the run's seed
     and the epoch alone; epoch = the number of epochs seeds the final evaluation."""
-    return int(np.random.SeedSequence([seed % 2**32, epoch]).generate_state(1)[0])
+    return derived_seed(seed, epoch)
 
 
 def seed_epoch(model: RateDistortionModel, seed: int, epoch: int) -> None:
