@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 import echo_noise
+from bench.timing import seconds_per_call
 from model import build_model
 from model_utils.config import load_config
 
@@ -34,16 +35,7 @@ def _timed_training_step(config_name: str, steps: int, x: tf.Tensor) -> Callable
     mean seconds per step."""
     model = build_model(load_config(config_name))
     step = tf.function(model.train_step)
-    step(x)  # trace and warm up
-
-    def one_round() -> float:
-        start = time.perf_counter()
-        for _ in range(steps):
-            logs = step(x)
-        float(logs["loss"])  # wait for the last step
-        return (time.perf_counter() - start) / steps
-
-    return one_round
+    return seconds_per_call(lambda: step(x), steps)
 
 
 def compare_training_steps(rounds: int, steps: int) -> None:

@@ -17,28 +17,13 @@ import_tensorflow_quietly()
 
 import argparse
 import statistics
-import time
-from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
+from bench.timing import seconds_per_call
 from model import build_model
 from model_utils.config import load_config
-
-
-def _seconds_per_call(function: Callable[[], object], calls: int) -> Callable[[], float]:
-    """A timing round: `calls` calls of the traced `function`, mean seconds per call."""
-    function()  # trace and warm up
-
-    def one_round() -> float:
-        start = time.perf_counter()
-        for _ in range(calls):
-            result = function()
-        tf.nest.map_structure(lambda t: t.numpy() if t is not None else None, result)  # wait for the last call
-        return (time.perf_counter() - start) / calls
-
-    return one_round
 
 
 def main() -> None:
@@ -59,9 +44,9 @@ def main() -> None:
 
     vae_step, vamp_step = tf.function(vae.train_step), tf.function(vamp.train_step)
     timers = {
-        "vae.json step": _seconds_per_call(lambda: vae_step(x), args.steps),
-        "vae_vamp.json step": _seconds_per_call(lambda: vamp_step(x), args.steps),
-        "750 pseudo-inputs, encoder forward + backward": _seconds_per_call(encode_pseudo_inputs, args.steps),
+        "vae.json step": seconds_per_call(lambda: vae_step(x), args.steps),
+        "vae_vamp.json step": seconds_per_call(lambda: vamp_step(x), args.steps),
+        "750 pseudo-inputs, encoder forward + backward": seconds_per_call(encode_pseudo_inputs, args.steps),
     }
     times: dict[str, list[float]] = {name: [] for name in timers}
     for _ in range(args.rounds):  # alternate, so that drifts of the machine hit all alike
