@@ -20,18 +20,16 @@ batch counts each example once (see `datasets.pipeline.evaluation_pipeline`).
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from model_utils.config import OPTIMIZERS, ConfigError, ExperimentConfig, parse_config
+from model_utils.config import OPTIMIZERS, ConfigError, ExperimentConfig
 from model_utils.gaussian import log_standard_normal
 from model_utils.losses import DISTORTIONS, LOSS_TYPES, MARGINAL, PENALTY
 from model_utils.noise import CHANNELS
 from model_utils.priors import MAFMarginal, VampPrior
-from model_utils.results import ResultsError, load_results, result_paths
 from model_utils.schedules import learning_rate_schedule
 
 _SPATIAL_LAYERS = {"Conv2D", "Conv2DTranspose"}
@@ -240,17 +238,3 @@ def build_model(config: ExperimentConfig) -> RateDistortionModel:
     model.optimizer.build([v for v in model.trainable_variables if id(v) not in separate])
     return model
 
-
-def load_trained_model(pickle_path: str | Path) -> tuple[dict, ExperimentConfig, RateDistortionModel]:
-    """A finished run: its results dict, its config and its model, rebuilt from the pickle's
-    config with the weights saved beside it. ResultsError for an unusable pickle or missing
-    weights, ConfigError for a config this version cannot build."""
-    pickle_path = Path(pickle_path)
-    results = load_results(pickle_path)
-    weights = result_paths(pickle_path.parent, pickle_path.stem)[1]
-    if not weights.is_file():
-        raise ResultsError(f"{weights}: no weights beside {pickle_path}; the model cannot be rebuilt")
-    config = parse_config(results["config"], str(pickle_path))
-    model = build_model(config)
-    model.load_weights(str(weights))
-    return results, config, model

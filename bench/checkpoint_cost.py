@@ -10,7 +10,7 @@ Prints medians over rounds, measured in this one process.
 
 from __future__ import annotations
 
-from model_utils.console import import_tensorflow_quietly
+from experiment.console import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 
@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from model import build_model
-from model_utils.checkpoints import TrainingState, restore_latest, save_checkpoint
+from experiment.checkpoints import TrainingState, restore_latest, save_checkpoint
 from model_utils.config import load_config
 
 

@@ -12,7 +12,7 @@ example, which stays flat when the cost grows linearly in B.
 
 from __future__ import annotations
 
-from model_utils.console import import_tensorflow_quietly
+from experiment.console import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 

@@ -10,7 +10,7 @@ before and after (Linux ru_maxrss).
 
 from __future__ import annotations
 
-from model_utils.console import import_tensorflow_quietly
+from experiment.console import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 
@@ -21,7 +21,7 @@ import time
 import datasets
 from model import build_model
 from model_utils.config import load_config
-from model_utils.likelihood import importance_weighted_log_likelihood
+from experiment.likelihood import importance_weighted_log_likelihood
 
 
 def _peak_megabytes() -> float:

@@ -1,5 +1,5 @@
 """Epoch times of Echo runs through the saturation of its scale head, with and without
-subnormal floats flushed to zero in the calling thread (`model_utils.floating_point`).
+subnormal floats flushed to zero in the calling thread (`experiment.floating_point`).
 
     python -m bench.saturation [--runs 5] [--epochs 4] [--train-size 5000]
 
@@ -30,14 +30,19 @@ MODES = ("flushed", "kept")
 
 
 def _child(mode: str, argv: list[str]) -> int:
-    """Run run.py's main in this process; with mode "kept", without the flush."""
+    """Train and evaluate the run of `argv` (run.py's flags) in this process; with mode
+    "kept", without the flush."""
+    import experiment.console
+
     if mode == "kept":
-        import model_utils.console
+        experiment.console.flush_subnormals_to_zero = lambda: False
+    experiment.console.import_tensorflow_quietly()
+    from experiment.options import parse_run_options
+    from experiment.train import train_and_evaluate
 
-        model_utils.console.flush_subnormals_to_zero = lambda: False
-    import run
-
-    return run.main(argv)
+    options = parse_run_options(argv)
+    train_and_evaluate(options.config, options)
+    return 0
 
 
 def _one_run(mode: str, seed: int, args: argparse.Namespace, results: Path) -> dict:

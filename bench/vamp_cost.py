@@ -11,7 +11,7 @@ vamp - vae - pseudo-input encoding, the overhead that is not inherent to the met
 
 from __future__ import annotations
 
-from model_utils.console import import_tensorflow_quietly
+from experiment.console import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 

@@ -91,15 +91,12 @@ def _show(args: argparse.Namespace) -> int:
     x, _ = dataset.split(args.split)
     if args.n > len(x):
         raise _UsageError(f"--n {args.n} exceeds the {len(x)} images of split {args.split!r}")
-    # TensorFlow is imported only here: it takes seconds and only PNG encoding needs it.
-    from model_utils.console import import_tensorflow_quietly
+    # Pillow (matplotlib's image library) writes the grayscale PNG.
+    from PIL import Image
 
-    import_tensorflow_quietly()
-    import tensorflow as tf
-
-    png = tf.io.encode_png(tile_grid(x[: args.n])).numpy()
+    grid = tile_grid(x[: args.n])
     try:
-        args.out.write_bytes(png)
+        Image.fromarray(grid[..., 0]).save(args.out, format="PNG")
     except OSError as exc:
         raise DatasetError(f"Cannot write {args.out}: {exc.strerror or exc}.") from exc
     print(f"wrote {args.n} {args.name} {args.split} images to {args.out}")

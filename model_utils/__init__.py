@@ -1,1 +1,2 @@
-"""Model building blocks for the echo rate-distortion experiments."""
+"""Model building blocks: the config the model is built from, its noise channels, flows,
+marginals, losses, activations, Gaussian densities, learning-rate schedules and precision."""

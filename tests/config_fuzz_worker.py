@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model_utils.console import import_tensorflow_quietly  # noqa: E402
+from experiment.console import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()
 

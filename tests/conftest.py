@@ -2,9 +2,9 @@
 
 import pytest
 
-from model_utils.floating_point import flush_subnormals_to_zero
+from experiment.floating_point import flush_subnormals_to_zero
 
-# The suite computes as the entry points do (model_utils.console.import_tensorflow_quietly).
+# The suite computes as the entry points do (experiment.console.import_tensorflow_quietly).
 flush_subnormals_to_zero()
 
 import datasets  # noqa: E402

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from model_utils.console import without_startup_notices
+from experiment.console import without_startup_notices
 from support import REPO
 
 NOTICES = (

@@ -1,5 +1,5 @@
 """Subnormal floats are flushed to zero in the thread that calls TensorFlow, as in
-TensorFlow's own threads (`model_utils.floating_point`)."""
+TensorFlow's own threads (`experiment.floating_point`)."""
 
 import platform
 import subprocess
@@ -15,7 +15,7 @@ _PROBE = """
 import sys
 import numpy as np
 if sys.argv[1] == "entry-point":
-    from model_utils.console import import_tensorflow_quietly
+    from experiment.console import import_tensorflow_quietly
     import_tensorflow_quietly()
 import tensorflow as tf
 subnormal = np.float32(1e-39)

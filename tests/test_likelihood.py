@@ -21,7 +21,7 @@ import evaluate
 import run
 from model import build_model
 from model_utils.config import parse_config
-from model_utils.likelihood import (
+from experiment.likelihood import (
     active_units,
     conditional_means,
     importance_weighted_log_likelihood,

@@ -14,9 +14,9 @@ from matplotlib.image import imread
 
 import report
 import run
-from model_utils.plots import CURVE_PANEL_INCHES, DPI, RD_PANEL_INCHES
-from model_utils.results import save_pickle
-from model_utils.summary import BASE_COLUMNS
+from analysis.plots import CURVE_PANEL_INCHES, DPI, RD_PANEL_INCHES
+from experiment.results import save_pickle
+from analysis.summary import BASE_COLUMNS
 from support import TINY, fake_results
 
 # (config, dataset, beta, seed) -> (test rate, test distortion), nats; two seeds per point.

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import run
-from model_utils.checkpoints import checkpointed_epochs
+from experiment import signals
+from experiment.checkpoints import checkpointed_epochs
 from support import REPO, TINY
 
 NEEDS_DATA = pytest.mark.skipif(not os.environ.get("ECHO_DATA_DIR"), reason="ECHO_DATA_DIR is not set")
@@ -224,12 +225,12 @@ def test_sigint_and_sigterm_keep_the_last_checkpoint_and_say_how_to_resume(tmp_p
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed one, on purpose
 def test_a_signal_whose_exception_a_finalizer_swallowed_still_stops_the_run(monkeypatch):
-    monkeypatch.setattr(run, "_signals_received", [])
+    monkeypatch.setattr(signals, "_signals_received", [])
 
     class Finalized:
         def __del__(self):
-            run._interrupt(signal.SIGINT, None)  # as if SIGINT arrived while TensorFlow collected a function
+            signals._interrupt(signal.SIGINT, None)  # as if SIGINT arrived while TensorFlow collected a function
 
     Finalized()  # Python prints "Exception ignored in ..." and goes on
     with pytest.raises(KeyboardInterrupt):
-        run.SignalCheck().on_train_batch_end(0)
+        signals.SignalCheck().on_train_batch_end(0)

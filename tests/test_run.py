@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import run
-from model import build_model
+from model import RateDistortionModel, build_model
 from model_utils.config import parse_config
 from model_utils.losses import LOSS_TYPES
-from model_utils.results import write_atomically
+from experiment.results import write_atomically
 from support import BATCH, REPO, TINY
 
 
@@ -53,7 +53,7 @@ def test_a_run_saves_a_plain_pickle_that_loads_without_the_project(tmp_path, tin
     report = json.loads(loaded.stdout)
     expected = HISTORY_KEYS | TEST_KEYS | OTHER_KEYS | {f"val_{k}" for k in ("loss", "rate", "distortion", "echo")}
     assert expected <= set(report["keys"])
-    assert not {"tensorflow", "keras", "model_utils", "model", "run", "datasets"} & set(report["modules"])
+    assert not {"tensorflow", "keras", "model_utils", "model", "run", "datasets", "experiment", "analysis"} & set(report["modules"])
 
 
 def test_the_history_and_test_scores_are_consistent_in_nats(tmp_path, tiny_data):
@@ -100,8 +100,8 @@ def test_the_same_seed_gives_the_same_history_and_another_seed_does_not(tmp_path
 
 def test_all_epochs_of_a_run_share_one_traced_training_step(tmp_path, tiny_data, monkeypatch):
     traced = []
-    original = run.RateDistortionModel.train_step
-    monkeypatch.setattr(run.RateDistortionModel, "train_step", lambda self, data: traced.append(1) or original(self, data))
+    original = RateDistortionModel.train_step
+    monkeypatch.setattr(RateDistortionModel, "train_step", lambda self, data: traced.append(1) or original(self, data))
     counts = []
     for epochs in ("1", "3"):
         traced.clear()

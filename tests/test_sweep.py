@@ -15,9 +15,10 @@ import time
 import pytest
 
 import sweep
-from model_utils.results import load_results, save_pickle
-from model_utils.run_options import parse_run_options
-from model_utils.sweeps import SweepError, make_grid, read_sweep_file
+from analysis import launch
+from experiment.results import load_results, save_pickle
+from experiment.options import parse_run_options
+from analysis.grid import SweepError, make_grid, read_sweep_file
 from support import REPO, TINY, fake_results
 
 SWEEPS = REPO / "sweeps"
@@ -181,14 +182,14 @@ def _outcomes(stdout: str) -> list[str]:
 FAKE_RUN = textwrap.dedent("""
     import pickle, sys
     sys.path.insert(0, {repo!r})
-    from model_utils.run_options import parse_run_options
+    from experiment.options import parse_run_options
     options = parse_run_options(sys.argv[1:])
     if options.seed == 1:
         print("error: data: something is missing", file=sys.stderr)
         sys.exit(1)
     sys.path.insert(0, {tests!r})
     from support import fake_results
-    from model_utils.results import save_pickle
+    from experiment.results import save_pickle
     from pathlib import Path
     stem = Path(options.config).stem
     name = f"{{stem}}_{{options.dataset}}_beta{{options.beta:g}}_seed{{options.seed}}"
@@ -201,7 +202,7 @@ FAKE_RUN = textwrap.dedent("""
 def fake_run_py(tmp_path, monkeypatch):
     script = tmp_path / "fake_run.py"
     script.write_text(FAKE_RUN.format(repo=str(REPO), tests=str(REPO / "tests")))
-    monkeypatch.setattr(sweep, "RUN_SCRIPT", script)
+    monkeypatch.setattr(launch, "RUN_SCRIPT", script)
     return script
 
 

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from typing import Callable
 
-from model_utils.floating_point import flush_subnormals_to_zero
+from experiment.floating_point import flush_subnormals_to_zero
 
 # Start-up notices of TensorFlow on a CPU-only machine, and the Abseil line before them.
 NOTICES = re.compile(
@@ -62,7 +62,7 @@ def _start_tensorflow() -> None:
 
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow and probe its devices without its start-up notices, with subnormal
-    floats flushed to zero in this thread as in TensorFlow's own (`model_utils.floating_point`)."""
+    floats flushed to zero in this thread as in TensorFlow's own (`experiment.floating_point`)."""
     flush_subnormals_to_zero()
     if "tensorflow" not in sys.modules:
         without_startup_notices(_start_tensorflow)

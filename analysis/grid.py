@@ -24,7 +24,7 @@ from typing import Any
 
 from datasets.registry import ALIASES, NAMES
 from model_utils.config import ConfigError, load_config
-from model_utils.run_options import FIELDS, OptionError, RunOptions, flag, parse_run_options
+from experiment.options import FIELDS, OptionError, RunOptions, flag, parse_run_options
 
 # Set by the grid itself, or meaningless for a grid of runs with their default names.
 GRID_KEYS = ("configs", "datasets", "betas", "seeds")

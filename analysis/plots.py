@@ -18,8 +18,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from datasets.images import tile_grid
-from model_utils.results import write_atomically
-from model_utils.summary import Group, RunRecord, curve_label
+from experiment.results import write_atomically
+from analysis.summary import Group, RunRecord, curve_label
 
 DPI = 100
 RD_PANEL_INCHES = (6.5, 5.5)

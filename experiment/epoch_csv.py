@@ -13,7 +13,7 @@ import csv
 import io
 from pathlib import Path
 
-from model_utils.results import write_atomically
+from experiment.results import write_atomically
 
 _FIRST = ("loss", "rate", "distortion")
 _LAST = ("lr", "epoch_time")

@@ -28,7 +28,7 @@ from typing import Any
 
 import keras
 
-from model_utils.results import write_atomically
+from experiment.results import write_atomically
 
 KEEP = 2
 _STATE = re.compile(r"^epoch-(\d{4,})\.state\.pickle$")

@@ -19,7 +19,7 @@ import numpy as np
 
 from model_utils.losses import marginal_name
 from model_utils.noise import CHANNELS
-from model_utils.results import ResultsError, load_results
+from experiment.results import ResultsError, load_results
 
 BASE_COLUMNS = (
     "name", "config", "method", "channel", "marginal", "dataset", "beta", "seed", "epochs",
