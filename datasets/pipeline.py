@@ -1,8 +1,9 @@
 """tf.data input pipelines for training and evaluation, and random subsets of a split.
 
 The model's Echo noise for an example is built from the other examples of its
-batch, so every batch the model sees is full: training drops the remainder and
-evaluation repeats examples, with weight 0, instead of padding.
+batch, so every batch the model sees is full (training drops the remainder and
+evaluation repeats examples, with weight 0, instead of padding) and a random sample
+of the data (training shuffles every epoch, evaluation takes a seeded permutation).
 """
 
 from __future__ import annotations
@@ -31,17 +32,25 @@ def training_pipeline(x: np.ndarray, batch_size: int, seed: int) -> tf.data.Data
     )
 
 
-def evaluation_pipeline(x: np.ndarray, batch_size: int) -> tf.data.Dataset:
-    """``(x_batch, weight_batch)`` pairs covering ``x`` in order, every batch full.
+def evaluation_pipeline(x: np.ndarray, batch_size: int, seed: int | None) -> tf.data.Dataset:
+    """``(x_batch, weight_batch)`` pairs covering ``x`` once, every batch full.
 
-    Batches are x[0:b], x[b:2b], ...; if N is not a multiple of b, the last
-    batch is the last b examples, x[N-b:N], whose first (b - N mod b) examples
-    were already in the previous batch and get weight 0.0; all others get 1.0.
-    A weighted mean over all batches therefore counts every example exactly
-    once. Weights are float32 of shape (batch_size,).
+    The examples are taken in the order ``evaluation_order(N, seed)``: a random
+    permutation fixed by ``seed``, so that every batch is a random sample of the data
+    (an Echo model's noise for an example is built from the other examples of its batch,
+    and its exact rate assumes they are independent draws; data files are often sorted,
+    e.g. binarized MNIST's test file), or x's own order for ``seed=None``.
+
+    With that order o, batches are x[o[0:b]], x[o[b:2b]], ...; if N is not a multiple of
+    b, the last batch is the last b examples of the order, whose first (b - N mod b)
+    were already in the previous batch and get weight 0.0; all others get 1.0. A
+    weighted mean over all batches therefore counts every example exactly once, and the
+    examples of weight 1.0, in sequence, are x[o[0]], x[o[1]], ..., x[o[N-1]]. Weights
+    are float32 of shape (batch_size,).
     """
     n = _check_enough(x, batch_size)
     indices, weights = evaluation_indices(n, batch_size)
+    indices = evaluation_order(n, seed)[indices]
     images = tf.constant(x)
     return (
         tf.data.Dataset.from_tensor_slices((indices, weights))
@@ -49,6 +58,22 @@ def evaluation_pipeline(x: np.ndarray, batch_size: int) -> tf.data.Dataset:
         .map(lambda index, weight: (tf.gather(images, index), weight))
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def evaluation_order(n: int, seed: int | None) -> np.ndarray:
+    """The order in which `evaluation_pipeline` visits N = n examples (int64 [n]): a random
+    permutation fixed by ``seed``, or 0, 1, ..., n-1 for ``seed=None``."""
+    if seed is None:
+        return np.arange(n, dtype=np.int64)
+    return np.random.default_rng(seed).permutation(n).astype(np.int64)
+
+
+def in_data_order(rows: np.ndarray, seed: int | None) -> np.ndarray:
+    """Rows [N, ...] computed in `evaluation_order(N, seed)` (the examples of weight 1.0 of
+    `evaluation_pipeline`, in sequence), put back in the data's own order: row i for x[i]."""
+    ordered = np.empty_like(rows)
+    ordered[evaluation_order(len(rows), seed)] = rows
+    return ordered
 
 
 def evaluation_batch_count(n: int, batch_size: int) -> int:

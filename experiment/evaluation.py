@@ -9,23 +9,25 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from datasets.pipeline import evaluation_pipeline
+from datasets.pipeline import evaluation_pipeline, in_data_order
 from experiment.likelihood import has_tractable_posterior, information_scores
 from model import RateDistortionModel
 
 STATISTICS = ("z_mean", "z_log_scale", "z")
 
 
-def information_measures(model: RateDistortionModel, x: np.ndarray, rate: float, k: int | None, batch: int) -> dict[str, float]:
+def information_measures(model: RateDistortionModel, x: np.ndarray, rate: float, k: int | None, batch: int,
+                         order_seed: int) -> dict[str, float]:
     """I(X;Z), the marginal gap, the active units and, given K, the importance-weighted NLL
     with K samples (channels with a tractable q(z|x)) on the test images x
-    (`experiment.likelihood`), plus ``information_size``, the number of images used."""
+    (`experiment.likelihood`), in batches in the random order `order_seed` fixes, plus
+    ``information_size``, the number of images used."""
     tractable = has_tractable_posterior(model)
     if k is not None and not tractable:
         print(f"note: --iw: {model.channel.kind} noise has no tractable q(z|x) to weight samples with, so there is no "
               "importance-weighted likelihood; I(X;Z) is its exact rate, and the active units are measured",
               file=sys.stderr, flush=True)
-    scores = information_scores(model, x, rate, k if tractable else None, batch)
+    scores = information_scores(model, x, rate, k if tractable else None, batch, order_seed)
     return {**scores, "information_size": len(x)}
 
 
@@ -41,14 +43,16 @@ def scores_line(scores: dict[str, float]) -> str:
     return ", ".join(parts)
 
 
-def evaluate(model: RateDistortionModel, x: np.ndarray, batch: int) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """One pass over x in full batches (the final, overlapping batch counts only its new
-    examples): the per-example means of every reported term, in nats, plus the ELBO; and
-    the encoder's z_mean, z_log_scale and a sample z for every example, each [N, D]."""
+def evaluate(model: RateDistortionModel, x: np.ndarray, batch: int, order_seed: int) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """One pass over x in full batches, in the random order `order_seed` fixes (each batch
+    a random sample of x, as Echo's noise needs; the final, overlapping batch counts only
+    its new examples): the per-example means of every reported term, in nats, plus the
+    ELBO; and the encoder's z_mean, z_log_scale and a sample z for every example, each
+    [N, D], row i for x[i]."""
     step = tf.function(model.terms_and_outputs)
     totals: dict[str, float] = {}
     statistics: dict[str, list[np.ndarray]] = {name: [] for name in STATISTICS}
-    for images, weights in evaluation_pipeline(x, batch):
+    for images, weights in evaluation_pipeline(x, batch, order_seed):
         terms, outputs = step(images)
         weights = weights.numpy().astype(np.float64)
         for name, values in terms.items():
@@ -57,4 +61,5 @@ def evaluate(model: RateDistortionModel, x: np.ndarray, batch: int) -> tuple[dic
             statistics[name].append(outputs[name].numpy()[weights > 0])
     scores = {name: total / len(x) for name, total in totals.items()}
     scores["elbo"] = -(scores["rate"] + scores["distortion"])
-    return scores, {name: np.concatenate(parts) for name, parts in statistics.items()}
+    return scores, {name: in_data_order(np.concatenate(parts), order_seed) for name, parts in statistics.items()}
+

@@ -61,13 +61,14 @@ def recorded_options(results: dict, data_dir: str | None, test_size: int | None)
 def measure(path: Path, iw: int | None, test_size: int | None, data_dir: str | None, seed: int) -> dict[str, float]:
     """The new scores of the run at `path` (test_* keys), also written into its pickle:
     I(X;Z), the marginal gap, the active units and, with `iw` = K, the importance-weighted
-    NLL (nats per example), on the run's test set or a random subset of `test_size` of it."""
+    NLL (nats per example), on the run's test set or a random subset of `test_size` of it,
+    in batches in the random order `seed` fixes, with noise drawn from `seed`."""
     run = load_run(path)
     options = recorded_options(run.results, data_dir, test_size)
     _, arrays = prepare_data(options, run.config)
     run.model.reseed(seed)
-    scores, _ = evaluate(run.model, arrays["test"], run.config.batch)
-    measured = information_measures(run.model, arrays["test"], scores["rate"], iw, run.config.batch)
+    scores, _ = evaluate(run.model, arrays["test"], run.config.batch, seed)
+    measured = information_measures(run.model, arrays["test"], scores["rate"], iw, run.config.batch, seed)
     new = {f"test_{name}": value for name, value in measured.items()}
     save_pickle(path, {**run.results, **new})
     print(f"{path.stem}: {scores_line({**scores, **measured})} on {len(arrays['test'])} test images "

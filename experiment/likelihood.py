@@ -29,7 +29,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from datasets.pipeline import evaluation_pipeline
+from datasets.pipeline import evaluation_pipeline, in_data_order
 
 ACTIVITY_THRESHOLD = 0.01
 
@@ -79,18 +79,19 @@ def _log_normal_matrix(z0: np.ndarray, mean: np.ndarray, log_var: np.ndarray) ->
     return -0.5 * (z0.shape[1] * math.log(2 * math.pi) + np.sum(log_var, axis=1) + quadratic)
 
 
-def posterior_samples(model, x: np.ndarray, batch: int) -> dict[str, np.ndarray]:
-    """One pass of the channel over x [N, ...] in full batches of `batch` (Echo needs them):
-    z0, z_mean, z_log_var (for Echo only z_mean = f(x)), each [N, D], float64."""
+def posterior_samples(model, x: np.ndarray, batch: int, order_seed: int | None = None) -> dict[str, np.ndarray]:
+    """One pass of the channel over x [N, ...] in full batches of `batch` (Echo needs them),
+    in the random order `order_seed` fixes (`datasets.pipeline.evaluation_pipeline`):
+    z0, z_mean, z_log_var (for Echo only z_mean = f(x)), each [N, D], float64, row i for x[i]."""
     names = ("z0", "z_mean", "z_log_var") if has_tractable_posterior(model) else ("z_mean",)
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     encode = tf.function(model.encode)
-    for images, weights in evaluation_pipeline(x, batch):
+    for images, weights in evaluation_pipeline(x, batch, order_seed):
         outputs = encode(images)
         kept = weights.numpy() > 0
         for name in names:
             parts[name].append(outputs[name].numpy().astype(np.float64)[kept])
-    return {name: np.concatenate(values) for name, values in parts.items()}
+    return {name: in_data_order(np.concatenate(values), order_seed) for name, values in parts.items()}
 
 
 def mutual_information(z0: np.ndarray, mean: np.ndarray, log_var: np.ndarray, block: int = 256) -> float:
@@ -129,12 +130,14 @@ def conditional_means(model, x: np.ndarray, posterior: dict[str, np.ndarray], sa
                            for start in range(0, len(x), batch)])
 
 
-def information_scores(model, x: np.ndarray, rate: float, k: int | None, batch: int = 100) -> dict[str, float]:
+def information_scores(model, x: np.ndarray, rate: float, k: int | None, batch: int = 100,
+                       order_seed: int | None = None) -> dict[str, float]:
     """The scores a results pickle stores, for test images x and the run's test rate:
     ``mutual_information``, ``marginal_gap`` = rate − I(X;Z) (Gaussian and IAF channels),
     ``active_units``, and with K = `k` ``nll_iw`` = −mean L_K(x) and ``nll_iw_k``. For Echo,
-    ``mutual_information`` is its exact rate."""
-    posterior = posterior_samples(model, x, batch)
+    ``mutual_information`` is its exact rate. The channel sees x in batches in the order
+    `order_seed` fixes (see `posterior_samples`)."""
+    posterior = posterior_samples(model, x, batch, order_seed)
     scores: dict[str, float] = {"active_units": active_units(conditional_means(model, x, posterior, batch=batch))}
     if not has_tractable_posterior(model):
         scores["mutual_information"] = rate

@@ -31,7 +31,7 @@ from experiment.options import RunOptions
 from experiment.record import collect_results, save, training_fingerprint
 from experiment.results import result_paths
 from experiment.signals import Terminated, raise_if_signalled
-from experiment.training import Training, epoch_seed
+from experiment.training import Training, evaluation_seed
 from model import RateDistortionModel, build_model
 from model_utils.config import ExperimentConfig, load_config
 from model_utils.precision import effective_precision
@@ -156,11 +156,13 @@ def train_and_evaluate(config: ExperimentConfig | str | dict, options: RunOption
     try:
         training.run()
         raise_if_signalled()
-        model.reseed(epoch_seed(args.seed, config.epochs))
-        scores, statistics = evaluate(model, arrays["test"], config.batch)
+        seed = evaluation_seed(args.seed, config.epochs)
+        model.reseed(seed)
+        scores, statistics = evaluate(model, arrays["test"], config.batch, seed)
         if args.iw is not None:
-            scores.update(information_measures(model, arrays["test"], scores["rate"], args.iw, config.batch))
+            scores.update(information_measures(model, arrays["test"], scores["rate"], args.iw, config.batch, seed))
         results = collect_results(args, config, data, arrays, training.state.history, scores, statistics)
+        results["evaluation_seed"] = seed
         raise_if_signalled()
         save(model, results, pickle_path, weights_path)
     except KeyboardInterrupt:

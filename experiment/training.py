@@ -31,6 +31,13 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return derived_seed(seed, epoch)
 
 
+def evaluation_seed(seed: int, epochs: int) -> int:
+    """The seed of the final evaluation, its noise and the random order of its batches, and
+    of the validation batches' order (the same every epoch): the stream after the last
+    epoch's, so that evaluating draws nothing any epoch drew."""
+    return epoch_seed(seed, epochs)
+
+
 def seed_epoch(model: RateDistortionModel, seed: int, epoch: int) -> None:
     """Seed epoch `epoch` from (seed, epoch) alone, so that its noise does not depend on the
     epochs this process ran before it (a resumed run draws what an uninterrupted one does).
@@ -73,7 +80,10 @@ class Training:
     def run(self) -> None:
         """Train the remaining epochs. A loss that becomes NaN or infinite raises RunError."""
         schedule = learning_rate_schedule(self.config.lr)
-        validation = evaluation_pipeline(self.arrays["val"], self.config.batch) if self.arrays["val"] is not None else None
+        validation = None
+        if self.arrays["val"] is not None:
+            order_seed = evaluation_seed(self.args.seed, self.config.epochs)
+            validation = evaluation_pipeline(self.arrays["val"], self.config.batch, order_seed)
         for epoch in range(self.state.epoch, self.config.epochs):
             seed_epoch(self.model, self.args.seed, epoch)
             self.epoch_log.rate = schedule(epoch, self.config.epochs)

@@ -8,6 +8,7 @@ import pytest
 from datasets import DatasetError
 from datasets.pipeline import (
     evaluation_batch_count,
+    evaluation_order,
     evaluation_pipeline,
     keep_per_label,
     subsample,
@@ -60,9 +61,10 @@ def test_training_needs_at_least_one_full_batch():
         training_pipeline(numbered(4), 0, seed=0)
 
 
+@pytest.mark.parametrize("seed", [None, 5])
 @pytest.mark.parametrize("n, batch_size", [(10, 4), (12, 4), (7, 7), (9, 2), (100, 32)])
-def test_evaluation_batches_are_full_and_weights_count_every_example_once(n, batch_size):
-    batches = list(evaluation_pipeline(numbered(n), batch_size).as_numpy_iterator())
+def test_evaluation_batches_are_full_and_weights_count_every_example_once(n, batch_size, seed):
+    batches = list(evaluation_pipeline(numbered(n), batch_size, seed).as_numpy_iterator())
 
     assert len(batches) == evaluation_batch_count(n, batch_size) == -(-n // batch_size)
     counts = np.zeros(n)
@@ -75,8 +77,8 @@ def test_evaluation_batches_are_full_and_weights_count_every_example_once(n, bat
     assert weighted_mean == pytest.approx((n - 1) / 2)
 
 
-def test_evaluation_covers_the_data_in_order_and_repeats_the_tail():
-    batches = list(evaluation_pipeline(numbered(10), 4).as_numpy_iterator())
+def test_evaluation_without_a_seed_covers_the_data_in_order_and_repeats_the_tail():
+    batches = list(evaluation_pipeline(numbered(10), 4, None).as_numpy_iterator())
 
     assert [x[:, 0, 0, 0].astype(int).tolist() for x, _ in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [6, 7, 8, 9]]
     assert [w.tolist() for _, w in batches] == [[1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 1, 1]]
@@ -84,7 +86,31 @@ def test_evaluation_covers_the_data_in_order_and_repeats_the_tail():
 
 def test_evaluation_needs_at_least_one_full_batch():
     with pytest.raises(DatasetError, match="Only 3 examples for batches of 4"):
-        evaluation_pipeline(numbered(3), 4)
+        evaluation_pipeline(numbered(3), 4, 0)
+
+
+def test_a_seeded_evaluation_takes_the_examples_in_a_fixed_random_order():
+    # numbered(n)[i] holds i: the kept slots, in sequence, must be evaluation_order(n, seed).
+    order = evaluation_order(1000, seed=7)
+    assert sorted(order.tolist()) == list(range(1000)) and not np.array_equal(order, np.arange(1000))
+    np.testing.assert_array_equal(order, evaluation_order(1000, seed=7))
+    assert not np.array_equal(order, evaluation_order(1000, seed=8))
+    batches = list(evaluation_pipeline(numbered(1000), 30, 7).as_numpy_iterator())
+    kept = np.concatenate([x[:, 0, 0, 0][w > 0] for x, w in batches]).astype(int)
+    np.testing.assert_array_equal(kept, order)
+
+
+def test_seeded_evaluation_batches_are_random_samples_of_sorted_data():
+    # Sorted data (as binarized MNIST's test file by class): 10 classes of 100 in a row.
+    # In file order every batch of 100 is one class; in a seeded order each batch holds
+    # about 10 of each class, as a random sample of the data would.
+    labels = np.repeat(np.arange(10), 100).astype(np.float32)
+    x = np.broadcast_to(labels[:, None, None, None], (1000, 28, 28, 1)).copy()
+    file_order = [np.unique(b[:, 0, 0, 0]).size for b, _ in evaluation_pipeline(x, 100, None).as_numpy_iterator()]
+    assert file_order == [1] * 10
+    counts = np.array([np.bincount(b[:, 0, 0, 0].astype(int), minlength=10)
+                       for b, _ in evaluation_pipeline(x, 100, 3).as_numpy_iterator()])
+    assert counts.min() >= 1 and counts.max() <= 25  # hypergeometric(100 of 1000, 100 of a class): mean 10, sd 2.8
 
 
 def test_subsample_is_a_random_subset_in_random_order():

@@ -24,7 +24,7 @@ def test_every_config_trains_a_few_steps_and_evaluates(path):
     logged = {name: values[-1] for name, values in history.history.items()}
     assert {"loss", "rate", "distortion"} <= set(logged)
     assert all(math.isfinite(value) for value in logged.values())
-    scores = model.evaluate(evaluation_pipeline(x, config.batch), verbose=0, return_dict=True)
+    scores = model.evaluate(evaluation_pipeline(x, config.batch, 0), verbose=0, return_dict=True)
     assert all(math.isfinite(value) for value in scores.values())
     # The reported rate is the sum of the rate terms, penalties excluded. Both sides are
     # float32 means accumulated by Keras metrics in different orders: rel 1e-5 (~80 ulps),
