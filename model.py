@@ -160,6 +160,11 @@ class RateDistortionModel(keras.Model):
         units = self.experiment.channel.options["units"]
         return tf.random.normal((n, units)), "the marginal N(0, I)"
 
+    def channel_health(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+        """How an Echo channel stands on the batch of images x: saturated and floored
+        units, log s(x), the rate per dimension, f(x) and the noise (`EchoChannel.health`)."""
+        return self.channel.health(self.encoder_features(x))
+
     def per_example_terms(self, x: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
         """Every reported quantity for each example of the batch x, each [B], in nats."""
         return self.terms_and_outputs(x, training)[0]

@@ -1,8 +1,8 @@
 """The live log of a run: ``<results-dir>/<filename>.csv``, one row per finished epoch.
 
 Columns: ``epoch`` (1 for the first), ``loss``, ``rate``, ``distortion``, every loss term,
-the ``val_*`` terms when the run validates, ``lr`` and ``epoch_time`` (seconds); losses in
-nats per example. A row is appended (and flushed) when an epoch's checkpoint has been
+the ``val_*`` terms when the run validates, an Echo channel's health (``echo_*``, see
+`experiment.health`), ``lr`` and ``epoch_time`` (seconds); losses in nats per example. A row is appended (and flushed) when an epoch's checkpoint has been
 written, so ``tail -f`` follows training; when a run resumes, the file is rewritten from
 the checkpoint's history, which drops the rows of any epoch that was not checkpointed.
 """
@@ -17,14 +17,17 @@ from experiment.results import write_atomically
 
 _FIRST = ("loss", "rate", "distortion")
 _LAST = ("lr", "epoch_time")
+_HEALTH = "echo_"
 
 
 def columns(history: dict[str, list[float]]) -> list[str]:
-    """epoch, loss, rate, distortion, the other terms, their val_* twins, lr, epoch_time."""
-    others = sorted(n for n in history if n not in _FIRST + _LAST and not n.startswith("val_"))
+    """epoch, loss, rate, distortion, the other terms, their val_* twins, the channel's
+    health, lr, epoch_time."""
+    health = sorted(n for n in history if n.startswith(_HEALTH))
+    others = sorted(n for n in history if n not in _FIRST + _LAST and not n.startswith(("val_", _HEALTH)))
     train = [n for n in _FIRST if n in history] + others
     validation = [f"val_{n}" for n in train if f"val_{n}" in history]
-    return ["epoch", *train, *validation, *(n for n in _LAST if n in history)]
+    return ["epoch", *train, *validation, *health, *(n for n in _LAST if n in history)]
 
 
 def _rows(history: dict[str, list[float]], start: int = 0) -> str:

@@ -2,8 +2,9 @@
 
 Each epoch's data order and noise are drawn from `epoch_seed(seed, epoch)`, so an epoch
 does not depend on the epochs this process ran before it: a resumed run draws what an
-uninterrupted one does. After every epoch the state is checkpointed
-(`experiment.checkpoints`), then a row is appended to the run's CSV (`experiment.epoch_csv`).
+uninterrupted one does. After every epoch an Echo channel's health is measured
+(`experiment.health`), the state is checkpointed (`experiment.checkpoints`), then a row is
+appended to the run's CSV (`experiment.epoch_csv`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import time
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from datasets.pipeline import evaluation_pipeline, training_pipeline
 from experiment import epoch_csv
 from experiment.checkpoints import TrainingState, save_checkpoint
 from experiment.errors import EXIT_TERMINATED, RunError
+from experiment.health import ChannelHealth, health_sample
 from experiment.options import RunOptions
 from experiment.signals import SignalCheck, raise_if_signalled
 from model import RateDistortionModel, derived_seed
@@ -76,6 +79,9 @@ class Training:
         self.callbacks = [self.epoch_log, keras.callbacks.TerminateOnNaN(), SignalCheck()]
         if args.tensorboard:
             self.callbacks.append(keras.callbacks.TensorBoard(args.tensorboard))
+        self.health = None
+        if config.channel.kind == "echo":
+            self.health = ChannelHealth(model, health_sample(arrays["train"], config.batch, args.seed), config.batch)
 
     def run(self) -> None:
         """Train the remaining epochs. A loss that becomes NaN or infinite raises RunError."""
@@ -105,10 +111,24 @@ class Training:
                     "no results were written (start afresh with --overwrite, e.g. with a smaller learning rate)"
                 )
             raise_if_signalled()
+            if self.health is not None:
+                logs.update(self.health())
+                self._log_health(epoch, logs)
             finished = self.state.after_epoch(logs)
             save_checkpoint(self.checkpoints, self.model, finished)
             self.state = finished
             epoch_csv.append_last(self.csv_path, finished.history)
+
+    def _log_health(self, epoch: int, logs: dict[str, float]) -> None:
+        """The channel's health in TensorBoard, under <dir>/health, one point per epoch."""
+        if not self.args.tensorboard:
+            return
+        writer = tf.summary.create_file_writer(str(Path(self.args.tensorboard) / "health"))
+        with writer.as_default():
+            for name, value in logs.items():
+                if name.startswith("echo_"):
+                    tf.summary.scalar(name, value, step=epoch)
+        writer.close()
 
     def interruption(self, status: int) -> RunError:
         """The error that ends an interrupted run, saying what is kept and how to resume."""

@@ -3,8 +3,8 @@ activation names found in configs.
 
 `tanh16` and `tanh64` are tanh slowed down by a factor of 16 or 64: they stay bounded by
 1 (so Echo's default clip, computed for |f(x)| ≤ 1, applies) while staying close to linear
-over a wide range of pre-activations. `log_sig64` is the matching log-sigmoid, a log-scale
-head for s(x) ≤ 1.
+over a wide range of pre-activations. `log_sig64` is the matching log-sigmoid, and
+`neg_square` (−x²) a log-scale head without a saturating region, for s(x) ≤ 1.
 
 A config names activations by strings such as "tensorflow.keras.activations.relu" or
 "model_utils.activations.tanh16". They resolve through a fixed table of known names,
@@ -45,12 +45,22 @@ def log_sigmoid(x: tf.Tensor) -> tf.Tensor:
     return tf.math.log_sigmoid(x)
 
 
+@keras.saving.register_keras_serializable(package="echo")
+def neg_square(x: tf.Tensor) -> tf.Tensor:
+    """-x², in (-inf, 0]: the log of a scale s(x) = exp(-x²) in (0, 1] that reaches 1 at
+    x = 0. Unlike a log-sigmoid, which approaches 0 only as x → ∞ with a vanishing slope,
+    it has no region where its slope vanishes: a rate penalty −log s pulls x to 0 and
+    stops there, instead of pushing it without bound."""
+    return -tf.square(x)
+
+
 _KERAS_ACTIVATIONS = ("relu", "sigmoid", "softplus", "tanh", "linear", "elu", "selu", "swish", "gelu", "exponential")
 _PROJECT_ACTIVATIONS: dict[str, Activation] = {
     "tanh16": tanh16,
     "tanh64": tanh64,
     "log_sig64": log_sig64,
     "log_sigmoid": log_sigmoid,
+    "neg_square": neg_square,
 }
 
 

@@ -19,9 +19,9 @@ from typing import Any, Callable
 import keras
 
 import echo_noise
-from model_utils.activations import get_activation, log_sig64, log_sigmoid, tanh16, tanh64
+from model_utils.activations import get_activation, log_sig64, log_sigmoid, neg_square, tanh16, tanh64
 from model_utils.losses import DISTORTIONS, LOSS_TYPES, MARGINAL, PENALTY, POSTERIOR, RATE
-from model_utils.noise import CHANNELS
+from model_utils.noise import CHANNELS, EchoChannel
 from model_utils.precision import PRECISIONS
 from model_utils.schedules import SCHEDULES
 
@@ -43,7 +43,7 @@ OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {
 # f(x) heads whose outputs are bounded by 1, the M = 1 that Echo's default clip assumes.
 _UNIT_BOUNDED = {keras.activations.tanh, keras.activations.sigmoid, tanh16, tanh64}
 # log s(x) heads whose outputs are <= 0, so that s(x) <= 1.
-_LOG_SCALE = {log_sigmoid, log_sig64}
+_LOG_SCALE = {log_sigmoid, log_sig64, neg_square}
 
 
 # Bounds that keep every valid config buildable on one machine (the reference configs are
@@ -578,7 +578,7 @@ def _flow(kwargs: _Section) -> dict:
 
 def _echo_options(kwargs: _Section, batch: int) -> dict:
     kwargs.check_keys(
-        {"d_max", "noise", "clip", "fx_clip", "replace", "echomc", "echo_mc", "fx_act", "sx_act"},
+        {"d_max", "noise", "clip", "fx_clip", "replace", "echomc", "echo_mc", "fx_centring", "fx_act", "sx_act"},
         {
             "nomc": _boolean,
             "calc_log": _inert(True),
@@ -593,13 +593,16 @@ def _echo_options(kwargs: _Section, batch: int) -> dict:
     echo_mc = kwargs.get("echo_mc", _boolean, kwargs.get("echomc", _boolean, False))
     if echo_mc and kwargs.get("nomc", _boolean, False):
         raise kwargs.error("nomc", "contradicts echomc: true")
+    fx_centring = kwargs.get("fx_centring", _one_of(*EchoChannel.FX_CENTRINGS), "batch" if echo_mc else "none")
+    if echo_mc and fx_centring != "batch":
+        raise kwargs.error("fx_centring", f"{fx_centring!r} contradicts echomc: true (the batch mean)")
     fx_clip = kwargs.get("fx_clip", _optional(_positive), None)
     fx_act = kwargs.get("fx_act", _activation, "model_utils.activations.tanh16")
     if fx_clip is None and get_activation(fx_act) not in _UNIT_BOUNDED:
         raise kwargs.error("fx_act", f"{fx_act!r} is not bounded by 1; set fx_clip so that the clip can bound |f(x)|")
     sx_act = kwargs.get("sx_act", _activation, "tensorflow.math.log_sigmoid")
     if get_activation(sx_act) not in _LOG_SCALE:
-        raise kwargs.error("sx_act", f"{sx_act!r} does not give log s(x) <= 0; use a log-sigmoid (log_sigmoid, log_sig64)")
+        raise kwargs.error("sx_act", f"{sx_act!r} does not give log s(x) <= 0; use log_sigmoid, log_sig64 or neg_square")
     replace_ = kwargs.get("replace", _boolean, False)
     terms = echo_noise.echo_terms(batch, d_max, replace_)
     bound = fx_clip if fx_clip is not None else 1.0
@@ -619,7 +622,7 @@ def _echo_options(kwargs: _Section, batch: int) -> dict:
         "clip": clip,
         "fx_clip": fx_clip,
         "replace": replace_,
-        "echo_mc": echo_mc,
+        "fx_centring": fx_centring,
         "multiplicative": kwargs.get("noise", _one_of("additive", "multiplicative"), "additive") == "multiplicative",
         "fx_activation": fx_act,
         "sx_activation": sx_act,

@@ -17,6 +17,8 @@ step without tracing it again (`model.RateDistortionModel.reseed`).
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -33,15 +35,29 @@ class EchoChannel(keras.layers.Layer):
     """Echo noise z = f(x) + S(x)·ε (Brekelmans et al. 2019, Eq. 1), S(x) = clip·s(x).
 
     Two dense heads give f(x) (`fx_activation`, bounded by 1 unless `fx_clip` is set) and
-    log s(x) (`sx_activation`, a log-sigmoid so that s(x) ≤ 1). The clip defaults to
+    log s(x) (`sx_activation` of the pre-activation a: a log-sigmoid, log s = log σ(a), or
+    `neg_square`, log s = −a², so that s(x) ≤ 1). The clip defaults to
     `echo_noise.echo_clip(L, M)` for the L = min(d_max, batch - 1) terms a batch of
     `batch` examples provides (L = d_max with replacement) and M = fx_clip or 1.
 
-    Outputs: ``z``, ``z_mean`` = f(x), ``z_log_scale`` = log s(x) (without the clip).
-    `rate(outputs)` is the exact I(X;Z) per example: -Σ_j (log clip + log s_j(x)), nats.
+    `fx_centring` centres f(x) before the noise is built:
+
+    - ``"none"``: f(x) as the head gives it;
+    - ``"batch"`` (the reference's `echomc`): minus the batch mean of f(x), which contains
+      the example itself, so ε is not exactly independent of x;
+    - ``"running"``: minus c, a running mean of f(x) over the previous training batches
+      (a zero-debiased exponential average with momentum `RUNNING_MOMENTUM`, no gradient
+      through it), fixed during a step and at evaluation. The channel is then exactly
+      Echo's for the encoder f(x) − c, so the rate stays exact.
+
+    Outputs: ``z``, ``z_mean`` = f(x) (centred, for "running"), ``z_log_scale`` = log s(x)
+    (without the clip). `rate(outputs)` is the exact I(X;Z) per example:
+    -Σ_j (log clip + log s_j(x)), nats.
     """
 
     kind = "echo"
+    RUNNING_MOMENTUM = 0.9
+    FX_CENTRINGS = ("none", "batch", "running")
 
     def __init__(
         self,
@@ -51,7 +67,7 @@ class EchoChannel(keras.layers.Layer):
         clip: float | None = None,
         fx_clip: float | None = None,
         replace: bool = False,
-        echo_mc: bool = False,
+        fx_centring: str = "none",
         multiplicative: bool = False,
         fx_activation: str = "model_utils.activations.tanh16",
         sx_activation: str = "tensorflow.math.log_sigmoid",
@@ -59,6 +75,8 @@ class EchoChannel(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if fx_centring not in self.FX_CENTRINGS:
+            raise ValueError(f"fx_centring must be one of {', '.join(self.FX_CENTRINGS)}, got {fx_centring!r}")
         self.units = units
         self.batch = batch
         self.d_max = d_max
@@ -68,7 +86,7 @@ class EchoChannel(keras.layers.Layer):
             echo_noise.echo_terms(batch, d_max, replace), fx_bound
         )
         self.replace = replace
-        self.echo_mc = echo_mc
+        self.fx_centring = fx_centring
         self.multiplicative = multiplicative
         self.fx_activation = fx_activation
         self.sx_activation = sx_activation
@@ -78,24 +96,76 @@ class EchoChannel(keras.layers.Layer):
             units, activation=get_activation(fx_activation), kernel_initializer=kernel_initializer, name="fx",
             dtype=self.dtype_policy,
         )
-        self.sx_head = keras.layers.Dense(
-            units, activation=get_activation(sx_activation), kernel_initializer=kernel_initializer, name="log_sx",
-            dtype=self.dtype_policy,
-        )
+        # The pre-activation a is kept apart from the activation so that the channel's
+        # health can report d log s/da (`health`).
+        self.sx_head = keras.layers.Dense(units, kernel_initializer=kernel_initializer, name="log_sx", dtype=self.dtype_policy)
+        self.log_scale = get_activation(sx_activation)
 
     def build(self, input_shape):
         self.fx_head.build(input_shape)
         self.sx_head.build(input_shape)
+        if self.fx_centring == "running":
+            # The exponential average of the batch means of f(x) and its number of updates.
+            self.fx_average = self.add_weight(shape=(self.units,), initializer="zeros", trainable=False, name="fx_average")
+            self.fx_updates = self.add_weight(shape=(), initializer="zeros", trainable=False, name="fx_updates")
 
     def call(self, h: tf.Tensor, training: bool | None = None) -> Outputs:
-        fx = self.fx_head(h)
-        log_sx = self.sx_head(h)
+        fx = self.encode_mean(h, training)
+        log_sx = self.log_scale(self.sx_head(h))
         return {"z": self._echo_sample(fx, log_sx), "z_mean": fx, "z_log_scale": log_sx}
+
+    def encode_mean(self, h: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        """f(x) [B, D], centred by the running mean for "running" (which a training call
+        then updates with this batch, after reading it)."""
+        fx = self.fx_head(h)
+        if self.fx_centring != "running":
+            return fx
+        centre = tf.math.divide_no_nan(self.fx_average, 1.0 - self.RUNNING_MOMENTUM ** self.fx_updates)
+        if training:
+            batch_mean = tf.stop_gradient(tf.reduce_mean(fx, axis=0))
+            self.fx_average.assign(self.RUNNING_MOMENTUM * self.fx_average + (1.0 - self.RUNNING_MOMENTUM) * batch_mean)
+            self.fx_updates.assign_add(1.0)
+        return fx - centre
 
     def noise(self, h: tf.Tensor) -> tf.Tensor:
         """Echo noise ε [B, D] for the batch's features h: a draw of z's own distribution,
         the aggregate posterior q(z), independent of every x in the batch (Eq. 2)."""
-        return self._echo_sample(self.fx_head(h), self.sx_head(h), return_noise=True)
+        return self._echo_sample(self.encode_mean(h), self.log_scale(self.sx_head(h)), return_noise=True)
+
+    def health(self, h: tf.Tensor) -> dict[str, tf.Tensor]:
+        """How the channel stands on one batch of features h [B, F] (no update, nothing
+        trained). Scalars, each a mean over the batch's examples and units unless stated:
+
+        - ``saturated``: the fraction of log s(x) entries whose slope d log s/da is exactly
+          0 in float32 (a log-sigmoid past a ≈ 87): no gradient reaches their a;
+        - ``at_floor``: the fraction with −log s(x) < 0.01 nats, units within 0.01 nats of
+          the rate's floor −log clip, which pass almost nothing about x;
+        - ``log_sx``: the mean log s(x);
+        - ``fx_mean``, ``fx_spread``: over units, the mean |batch mean of f_j(x)| and the
+          mean batch standard deviation of f_j(x);
+        - ``noise_mean``, ``noise_spread``: the same for the echo noise ε;
+
+        and ``rate_per_dim`` [D]: −(log clip + batch mean of log s_j(x)), nats per example,
+        whose sum is the batch's rate.
+        """
+        fx = self.encode_mean(h)
+        pre_activation = self.sx_head(h)
+        with tf.GradientTape() as tape:
+            tape.watch(pre_activation)
+            log_sx = self.log_scale(pre_activation)
+        slope = tape.gradient(log_sx, pre_activation)
+        noise = self._echo_sample(fx, log_sx, return_noise=True)
+        fraction = lambda condition: tf.reduce_mean(tf.cast(condition, tf.float32))  # noqa: E731
+        return {
+            "saturated": fraction(tf.equal(slope, 0.0)),
+            "at_floor": fraction(-log_sx < 0.01),
+            "log_sx": tf.reduce_mean(log_sx),
+            "fx_mean": tf.reduce_mean(tf.abs(tf.reduce_mean(fx, axis=0))),
+            "fx_spread": tf.reduce_mean(tf.math.reduce_std(fx, axis=0)),
+            "noise_mean": tf.reduce_mean(tf.abs(tf.reduce_mean(noise, axis=0))),
+            "noise_spread": tf.reduce_mean(tf.math.reduce_std(noise, axis=0)),
+            "rate_per_dim": -(math.log(self.clip) + tf.reduce_mean(log_sx, axis=0)),
+        }
 
     def _echo_sample(self, fx: tf.Tensor, log_sx: tf.Tensor, return_noise: bool = False) -> tf.Tensor:
         return echo_noise.echo_sample(
@@ -104,7 +174,7 @@ class EchoChannel(keras.layers.Layer):
             d_max=self.d_max,
             batch=self.batch,
             multiplicative=self.multiplicative,
-            echo_mc=self.echo_mc,
+            echo_mc=self.fx_centring == "batch",
             replace=self.replace,
             fx_clip=self.fx_clip,
             return_noise=return_noise,
@@ -125,7 +195,7 @@ class EchoChannel(keras.layers.Layer):
             "clip": self.clip,
             "fx_clip": self.fx_clip,
             "replace": self.replace,
-            "echo_mc": self.echo_mc,
+            "fx_centring": self.fx_centring,
             "multiplicative": self.multiplicative,
             "fx_activation": self.fx_activation,
             "sx_activation": self.sx_activation,

@@ -168,6 +168,27 @@ def test_an_unbounded_echo_mean_without_fx_clip():
     _expect(raw, "layers[5].layer_kwargs.fx_act", "not bounded by 1")
 
 
+def test_echo_centring_and_scale_heads_are_validated():
+    raw = _raw("echo.json")
+    _channel(raw)["layer_kwargs"].update(echomc=True, fx_centring="none")
+    _expect(raw, "layers[5].layer_kwargs.fx_centring", "contradicts echomc: true")
+    _channel(raw)["layer_kwargs"].update(echomc=False, fx_centring="median")
+    _expect(raw, "layers[5].layer_kwargs.fx_centring", "expected one of 'none', 'batch', 'running'")
+    _channel(raw)["layer_kwargs"].update(fx_centring="running", sx_act="relu")
+    _expect(raw, "layers[5].layer_kwargs.sx_act", "use log_sigmoid, log_sig64 or neg_square")
+
+
+@pytest.mark.parametrize("kwargs, centring", [({"echomc": True}, "batch"), ({"echo_mc": True, "fx_centring": "batch"}, "batch"),
+                                              ({"fx_centring": "running"}, "running"), ({"echomc": False}, "none")])
+def test_echomc_is_the_batch_centring(kwargs, centring):
+    raw = _raw("echo.json")
+    layer_kwargs = _channel(raw)["layer_kwargs"]
+    layer_kwargs.pop("fx_centring", None)
+    layer_kwargs.update(kwargs, sx_act="neg_square")
+    options = parse_config(raw, "echo.json").channel.options
+    assert options["fx_centring"] == centring and options["sx_activation"] == "neg_square"
+
+
 def test_an_activation_is_never_imported_from_a_config():
     raw = _raw("vae.json")
     raw["layers"][0]["activation"] = "os.system"

@@ -88,3 +88,72 @@ def test_iaf_channel_serializes():
     assert copy.get_config() == channel.get_config()
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(channel))
     assert isinstance(restored, IAFChannel) and restored.flow_options["steps"] == 2
+
+
+# ---- Echo's f(x) centring, its s(x) heads, its health ------------------------------------
+
+
+def _constant_heads(channel, f_bias, s_bias):
+    """Zero kernels: f(x) = fx_act(f_bias) and a = s_bias for every example."""
+    channel.fx_head.kernel.assign(np.zeros(channel.fx_head.kernel.shape, np.float32))
+    channel.fx_head.bias.assign(np.full(channel.units, f_bias, np.float32))
+    channel.sx_head.kernel.assign(np.zeros(channel.sx_head.kernel.shape, np.float32))
+    channel.sx_head.bias.assign(np.full(channel.units, s_bias, np.float32))
+
+
+def test_the_neg_square_scale_head_gives_log_s_minus_a_squared_and_reaches_one():
+    features = RNG.normal(size=(100, 6)).astype("float32")
+    channel = EchoChannel(3, batch=100, sx_activation="neg_square")
+    channel.build(features.shape)
+    a = features @ channel.sx_head.kernel.numpy() + channel.sx_head.bias.numpy()
+    np.testing.assert_allclose(channel(features)["z_log_scale"], -(a**2), rtol=1e-6, atol=1e-7)
+    _constant_heads(channel, 0.0, 0.0)
+    assert np.all(channel(features)["z_log_scale"].numpy() == 0.0)  # s(x) = 1: the floor −log clip
+    np.testing.assert_allclose(channel.rate(channel(features)), -3 * math.log(channel.clip), rtol=1e-6)
+
+
+def test_running_centring_uses_the_mean_of_previous_batches_only():
+    first, second = (RNG.normal(size=(100, 6)).astype("float32") for _ in range(2))
+    channel = EchoChannel(3, batch=100, fx_centring="running")
+    channel.build(first.shape)
+    raw = [channel.fx_head(x).numpy() for x in (first, second)]
+    # The first training batch has no previous batch: f(x) is not shifted.
+    np.testing.assert_array_equal(channel(first, training=True)["z_mean"], raw[0])
+    # The zero-debiased average of one batch mean is that mean: the second batch is centred by it.
+    np.testing.assert_allclose(channel(second, training=True)["z_mean"], raw[1] - raw[0].mean(axis=0), atol=1e-6)
+    centre = (0.9 * 0.1 * raw[0].mean(axis=0) + 0.1 * raw[1].mean(axis=0)) / (1 - 0.9**2)
+    # Evaluation reads the average of every training batch so far and updates nothing.
+    for _ in range(2):
+        np.testing.assert_allclose(channel(first, training=False)["z_mean"], raw[0] - centre, atol=1e-6)
+    assert float(channel.fx_updates.numpy()) == 2.0
+
+
+def test_running_centring_builds_the_noise_from_the_centred_f():
+    features = RNG.normal(size=(100, 6)).astype("float32")
+    channel = EchoChannel(3, batch=100, fx_centring="running")
+    channel.build(features.shape)
+    _constant_heads(channel, 16.0, 1.0)  # f(x) = tanh(1) for every x
+    channel(features, training=True)
+    # Centred by its own (constant) mean, f(x) - c = 0, so the noise and z are exactly 0.
+    np.testing.assert_allclose(channel.noise(features), 0.0, atol=1e-6)
+    np.testing.assert_allclose(channel(features)["z"], 0.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("s_bias, saturated", [(0.0, 0.0), (200.0, 1.0)])
+def test_echo_health_of_constant_heads_has_its_closed_form(s_bias, saturated):
+    features = RNG.normal(size=(100, 6)).astype("float32")
+    channel = EchoChannel(4, batch=100)
+    channel.build(features.shape)
+    _constant_heads(channel, 8.0, s_bias)  # f = tanh(1/2), a = s_bias for every example and unit
+    health = {name: value.numpy() for name, value in channel.health(features).items()}
+    log_s = math.log(1 / (1 + math.exp(-s_bias)))
+    f, s = math.tanh(0.5), channel.clip * math.exp(log_s)
+    assert health["saturated"] == saturated  # d log σ(a)/da = σ(−a): exactly 0 only past a ≈ 87
+    assert health["at_floor"] == (1.0 if -log_s < 0.01 else 0.0)
+    assert health["log_sx"] == pytest.approx(log_s, abs=1e-6)
+    np.testing.assert_allclose(health["rate_per_dim"], -(math.log(channel.clip) + log_s), rtol=1e-6)
+    # float32 tanh differs from the float64 one by a few tens of ulps.
+    assert health["fx_mean"] == pytest.approx(f, rel=1e-5) and health["fx_spread"] == pytest.approx(0, abs=1e-6)
+    # Every neighbour has the same f and S: ε = f·Σ_{l<L} S^l = f(1 − S^L)/(1 − S), L = 99.
+    assert health["noise_mean"] == pytest.approx(f * (1 - s**99) / (1 - s), rel=1e-5)
+    assert health["noise_spread"] == pytest.approx(0, abs=1e-5)

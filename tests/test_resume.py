@@ -148,10 +148,12 @@ def test_the_csv_has_one_row_per_epoch_across_a_resume(tmp_path, tiny_data):
     assert _run(cut, "--epochs", "3", "--validate") == 0
     rows, reference = _csv_rows(cut / "out.csv"), _csv_rows(whole / "out.csv")
     assert [row["epoch"] for row in rows] == ["1", "2", "3"]
+    health = ["echo_at_floor", "echo_fx_mean", "echo_fx_spread", "echo_log_sx", "echo_noise_mean", "echo_noise_spread",
+              *(f"echo_rate_dim{j:02d}" for j in range(4)), "echo_saturated"]
     assert list(rows[0]) == ["epoch", "loss", "rate", "distortion", "echo", "val_loss", "val_rate", "val_distortion",
-                             "val_echo", "lr", "epoch_time"]
+                             "val_echo", *health, "lr", "epoch_time"]
     results = _load(cut)
-    for name in ("loss", "rate", "val_distortion", "lr"):
+    for name in ("loss", "rate", "val_distortion", "lr", *health):
         assert [float(row[name]) for row in rows] == results[name] == [float(row[name]) for row in reference]
 
 
