@@ -10,7 +10,15 @@ For every example the model computes, in nats:
   ``gaussian_pdf``, ``maf``/``made_density``, ``vamp``, ``mmd``);
 - ``rate`` = the unweighted sum of the rate terms (all but penalties): Echo's exact
   I(X;Z), or E[log q(z|x) - log p(z)] for the Gaussian and IAF channels;
-- ``loss`` = distortion + Σ_k weight_k · term_k, the training objective.
+- ``loss`` = distortion + Σ_k weight_k · term_k, the training objective; with an
+  ``anneal_schedule`` the rate terms' weights are multiplied by the epoch's m(e)
+  (`rate_scale`), and with ``lagrangian_fit`` each constraint adds λ_c · g_c, its
+  multiplier times its violation (see `constraint_violation`).
+
+The multipliers λ_c are learned by gradient ascent, one step per training step:
+λ_c ← λ_c + lr_c · mean_batch(g_c), kept >= 0 for inequality constraints (a method of
+multipliers, as GECO, Rezende & Viola 2018). For an equality on the rate, λ acts as a
+correction to β that settles where the batch rate meets the target.
 
 Training and evaluation report these as per-example means (`keras.Model.fit` logs them
 under the same names). Evaluation batches carry weights so that a final, overlapping
@@ -25,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model_utils.config import OPTIMIZERS, ConfigError, ExperimentConfig
+from model_utils.config import OPTIMIZERS, ConfigError, ConstraintSpec, ExperimentConfig
 from model_utils.gaussian import log_standard_normal
 from model_utils.losses import DISTORTIONS, LOSS_TYPES, MARGINAL, PENALTY
 from model_utils.noise import CHANNELS
@@ -82,6 +90,12 @@ class RateDistortionModel(keras.Model):
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.density_optimizer = None
         self.seed_generator = keras.random.SeedGenerator(0)  # the loss terms' draws (the MMD's prior sample)
+        # Made only when used, so that other configs keep their weights (and parameter count).
+        self.rate_scale = keras.Variable(1.0, trainable=False, name="rate_scale") if config.anneal else None
+        self.multipliers = None
+        if config.constraints:
+            self.multipliers = keras.Variable(np.zeros(len(config.constraints), np.float32), trainable=False,
+                                              name="lagrange_multipliers")
 
     def build(self, input_shape):
         """Build every layer, the marginal included, with a forward pass on a zero batch of
@@ -177,10 +191,15 @@ class RateDistortionModel(keras.Model):
         loss = terms["distortion"]
         for name, weight, role, compute in self.loss_terms:
             terms[name] = compute(outputs, self)
-            loss = loss + weight * terms[name]
-            if role != PENALTY:
+            if role == PENALTY:
+                loss = loss + weight * terms[name]
+            else:
+                loss = loss + (weight if self.rate_scale is None else weight * self.rate_scale) * terms[name]
                 rate = rate + terms[name]
-        terms["rate"], terms["loss"] = rate, loss
+        terms["rate"] = rate
+        for index, constraint in enumerate(self.experiment.constraints):
+            loss = loss + self.multipliers[index] * constraint_violation(constraint, terms)
+        terms["loss"] = loss
         return terms, outputs
 
     # ---- randomness ---------------------------------------------------------------------
@@ -218,7 +237,35 @@ class RateDistortionModel(keras.Model):
         self.optimizer.apply_gradients([(g, v) for g, v in pairs if id(v) not in separate])
         if separate:
             self.density_optimizer.apply_gradients([(g, v) for g, v in pairs if id(v) in separate])
+        if self.multipliers is not None:
+            self._ascend_multipliers(terms)
         return self._record(terms)
+
+    def _ascend_multipliers(self, terms: dict[str, tf.Tensor]) -> None:
+        """One gradient-ascent step of the Lagrange multipliers on this batch's violations."""
+        steps = []
+        for index, constraint in enumerate(self.experiment.constraints):
+            new = self.multipliers[index] + constraint.lr * tf.reduce_mean(constraint_violation(constraint, terms))
+            steps.append(new if constraint.relation == "eq" else tf.maximum(new, 0.0))
+        self.multipliers.assign(tf.stop_gradient(tf.stack(steps)))
+
+    def scheduled_weights(self, epoch: int) -> dict[str, float]:
+        """Set the rate weights' multiplier of epoch `epoch` (0-based) from the config's
+        ``anneal_schedule``; the values the history records for the epoch: ``beta``, the
+        rate terms' weight (β·m(e), or m(e) when the config sets weights without β)."""
+        if self.rate_scale is None:
+            return {}
+        scale = self.experiment.anneal(epoch)
+        self.rate_scale.assign(scale)
+        beta = self.experiment.beta
+        return {"beta": scale if beta is None else beta * scale}
+
+    def multiplier_values(self) -> dict[str, float]:
+        """The Lagrange multipliers as they now are, by name (``lagrange_rate_eq``, ...)."""
+        if self.multipliers is None:
+            return {}
+        return {constraint.name: float(value)
+                for constraint, value in zip(self.experiment.constraints, self.multipliers.numpy())}
 
     def separately_optimized_variables(self) -> list:
         """The marginal's variables when they have their own optimizer (``lr_density``)."""
@@ -227,6 +274,14 @@ class RateDistortionModel(keras.Model):
     def test_step(self, data):
         x, weights = data[0], data[1]
         return self._record(self.per_example_terms(x, training=False), weights)
+
+
+def constraint_violation(constraint: ConstraintSpec, terms: dict[str, tf.Tensor]) -> tf.Tensor:
+    """g [B] per example, nats: q − value for ``eq`` and ``leq``, value − q for ``geq``, where
+    q is the constrained quantity (rate or distortion); the constraint holds when the
+    batch mean of g is 0 (``eq``) or at most 0."""
+    quantity = terms[constraint.quantity]
+    return constraint.value - quantity if constraint.relation == "geq" else quantity - constraint.value
 
 
 def build_model(config: ExperimentConfig) -> RateDistortionModel:

@@ -92,6 +92,7 @@ class Training:
             validation = evaluation_pipeline(self.arrays["val"], self.config.batch, order_seed)
         for epoch in range(self.state.epoch, self.config.epochs):
             seed_epoch(self.model, self.args.seed, epoch)
+            scheduled = self.model.scheduled_weights(epoch)
             self.epoch_log.rate = schedule(epoch, self.config.epochs)
             self.model.optimizer.learning_rate = self.epoch_log.rate
             history = self.model.fit(
@@ -111,23 +112,24 @@ class Training:
                     "no results were written (start afresh with --overwrite, e.g. with a smaller learning rate)"
                 )
             raise_if_signalled()
+            extras = {**scheduled, **self.model.multiplier_values()}
             if self.health is not None:
-                logs.update(self.health())
-                self._log_health(epoch, logs)
-            finished = self.state.after_epoch(logs)
+                extras.update(self.health())
+            self._log_to_tensorboard(epoch, extras)
+            finished = self.state.after_epoch({**logs, **extras})
             save_checkpoint(self.checkpoints, self.model, finished)
             self.state = finished
             epoch_csv.append_last(self.csv_path, finished.history)
 
-    def _log_health(self, epoch: int, logs: dict[str, float]) -> None:
-        """The channel's health in TensorBoard, under <dir>/health, one point per epoch."""
-        if not self.args.tensorboard:
+    def _log_to_tensorboard(self, epoch: int, values: dict[str, float]) -> None:
+        """What Keras's callback does not see, one point per epoch under <dir>/channel: the
+        scheduled β, the Lagrange multipliers and the channel's health."""
+        if not self.args.tensorboard or not values:
             return
-        writer = tf.summary.create_file_writer(str(Path(self.args.tensorboard) / "health"))
+        writer = tf.summary.create_file_writer(str(Path(self.args.tensorboard) / "channel"))
         with writer.as_default():
-            for name, value in logs.items():
-                if name.startswith("echo_"):
-                    tf.summary.scalar(name, value, step=epoch)
+            for name, value in values.items():
+                tf.summary.scalar(name, value, step=epoch)
         writer.close()
 
     def interruption(self, status: int) -> RunError:

@@ -23,7 +23,7 @@ from model_utils.activations import get_activation, log_sig64, log_sigmoid, neg_
 from model_utils.losses import DISTORTIONS, LOSS_TYPES, MARGINAL, PENALTY, POSTERIOR, RATE
 from model_utils.noise import CHANNELS, EchoChannel
 from model_utils.precision import PRECISIONS
-from model_utils.schedules import SCHEDULES
+from model_utils.schedules import ANNEAL_FUNCTIONS, SCHEDULES, RateSchedule
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -289,6 +289,24 @@ class LossSpec:
 
 
 @dataclass(frozen=True)
+class ConstraintSpec:
+    """One constraint of ``lagrangian_fit``: the per-example mean of `quantity` ("rate" or
+    "distortion", nats per example) equal to (``eq``), at most (``leq``) or at least
+    (``geq``) `value`, enforced by a Lagrange multiplier that rises by `lr` per nat of
+    violation per training step (see `model.RateDistortionModel`)."""
+
+    quantity: str
+    relation: str
+    value: float
+    lr: float
+
+    @property
+    def name(self) -> str:
+        """Its multiplier's name in the history, e.g. ``lagrange_rate_eq``."""
+        return f"lagrange_{self.quantity}_{self.relation}"
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     source: str
     raw: dict
@@ -308,6 +326,8 @@ class ExperimentConfig:
     beta: float | None
     vamp_pseudo_inputs: int | None
     precision: str = "float32"  # one of model_utils.precision.PRECISIONS
+    anneal: RateSchedule | None = None  # the rate weights' per-epoch multiplier, if scheduled
+    constraints: tuple[ConstraintSpec, ...] = ()  # lagrangian_fit's constraints, if any
     notes: tuple[str, ...] = field(default=())
 
     def with_beta(self, beta: float | None, source: str = "--beta") -> ExperimentConfig:
@@ -391,13 +411,11 @@ def load_config(spec: str, configs_dir: Path = CONFIGS_DIR) -> ExperimentConfig:
 _TOP_LEVEL = {
     "epochs", "batch", "optimizer", "optimizer_params", "lr", "lr_density", "input_shape",
     "latent_dims", "decoder_dims", "layers", "initializer", "recon", "losses", "beta", "precision",
+    "anneal_schedule", "anneal_function", "lagrangian_fit", "constraints",
 }
 _TOP_LEVEL_LEGACY = {
     "activation": _mapping,  # per-layer activations are what count
     "output_activation": _activation,  # checked against the last decoder layer below
-    "lagrangian_fit": _inert(0),
-    "anneal_schedule": _inert(None),
-    "anneal_function": _inert(None),
     "extra_maf": _inert(0),
 }
 
@@ -454,9 +472,62 @@ def parse_config(raw: dict, source: str) -> ExperimentConfig:
         beta=None,
         vamp_pseudo_inputs=vamp_inputs,
         precision=top.get("precision", _one_of(*PRECISIONS), "float32"),
+        anneal=_anneal(top),
+        constraints=_constraints(top),
         notes=tuple(notes),
     )
     return config.with_beta(top.get("beta", _non_negative, None), source=f"{source}: beta")
+
+
+def _anneal(top: _Section) -> RateSchedule | None:
+    """``anneal_schedule`` (null, or breakpoints [[epoch, multiplier], ...]) and
+    ``anneal_function`` (null or one of ANNEAL_FUNCTIONS, default "linear")."""
+    points = top.get("anneal_schedule", _optional(_non_empty_list), None)
+    function = top.get("anneal_function", _optional(_one_of(*ANNEAL_FUNCTIONS)), None)
+    if points is None:
+        if function is not None:
+            raise top.error("anneal_function", "is given without an anneal_schedule")
+        return None
+    parsed = []
+    for index, point in enumerate(points):
+        if (not isinstance(point, list) or len(point) != 2 or isinstance(point[0], bool) or not isinstance(point[0], int)
+                or point[0] < 0 or isinstance(point[1], bool) or not isinstance(point[1], (int, float))
+                or not math.isfinite(point[1]) or point[1] < 0):
+            raise top.error(f"anneal_schedule[{index}]", f"expected [epoch >= 0, multiplier >= 0], got {point!r}")
+        if parsed and point[0] <= parsed[-1][0]:
+            raise top.error(f"anneal_schedule[{index}]", f"epoch {point[0]} does not come after epoch {parsed[-1][0]}")
+        parsed.append((point[0], float(point[1])))
+    return RateSchedule(tuple(parsed), function or "linear")
+
+
+_QUANTITIES = ("rate", "distortion")
+_RELATIONS = ("eq", "leq", "geq")
+
+
+def _constraints(top: _Section) -> tuple[ConstraintSpec, ...]:
+    """``lagrangian_fit`` (0 or 1) and its ``constraints`` [{loss, relation, value, lr}, ...]."""
+    fit = top.get("lagrangian_fit", _one_of(0, 1, False, True), 0)
+    entries = top.get("constraints", _non_empty_list, None)
+    if not fit:
+        if entries is not None:
+            raise top.error("constraints", "are given, but lagrangian_fit is 0; set it to 1 to enforce them")
+        return ()
+    if entries is None:
+        raise top.error("constraints", "are missing: lagrangian_fit 1 needs a list of constraints to enforce")
+    constraints = []
+    for index, value in enumerate(entries):
+        section = top.child(f"constraints[{index}]", value)
+        section.check_keys({"loss", "relation", "value", "lr"})
+        constraint = ConstraintSpec(
+            quantity=section.get("loss", _one_of(*_QUANTITIES)),
+            relation=section.get("relation", _one_of(*_RELATIONS)),
+            value=section.get("value", _non_negative),
+            lr=section.get("lr", _positive, 1e-3),
+        )
+        if any(other.name == constraint.name for other in constraints):
+            raise section.error(None, f"a second {constraint.relation} constraint on the {constraint.quantity}")
+        constraints.append(constraint)
+    return tuple(constraints)
 
 
 def _learning_rate(value: Any) -> float | str:

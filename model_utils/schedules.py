@@ -1,12 +1,17 @@
-"""Learning-rate schedules, by the name a config's ``lr`` gives.
+"""Per-epoch schedules: the learning rate, by the name a config's ``lr`` gives, and the
+multiplier of the rate terms' weights that a config's ``anneal_schedule`` describes.
 
-A schedule maps the epoch index (0-based) and the run's number of epochs to the learning
-rate used during that epoch.
+A learning-rate schedule maps the epoch index (0-based) and the run's number of epochs to
+the learning rate used during that epoch.
 """
 
 from __future__ import annotations
 
+import bisect
+from dataclasses import dataclass
 from typing import Callable
+
+import numpy as np
 
 Schedule = Callable[[int, int], float]
 
@@ -35,3 +40,29 @@ def learning_rate_schedule(lr: float | str) -> Schedule:
     if isinstance(lr, str):
         return SCHEDULES[lr]
     return lambda epoch, epochs: float(lr)
+
+
+# ---- the rate weights' schedule ---------------------------------------------------------
+
+ANNEAL_FUNCTIONS = ("linear", "step")
+
+
+@dataclass(frozen=True)
+class RateSchedule:
+    """A per-epoch multiplier m(e) of the rate terms' weights (β), from a config's
+    ``anneal_schedule`` breakpoints [[epoch, m], ...] (epochs 0-based, increasing) and its
+    ``anneal_function``: "linear" interpolates between breakpoints, "step" holds each
+    breakpoint's m until the next. Before the first breakpoint m is its value, after the
+    last it is the last value. A warm-up of two epochs at 0 then a ramp to 1 by epoch 5 is
+    [[0, 0], [2, 0], [5, 1]]; epoch e then trains with weights β·m(e).
+    """
+
+    points: tuple[tuple[int, float], ...]
+    function: str = "linear"
+
+    def __call__(self, epoch: int) -> float:
+        epochs = [point[0] for point in self.points]
+        values = [point[1] for point in self.points]
+        if self.function == "step":
+            return values[max(0, bisect.bisect_right(epochs, epoch) - 1)]
+        return float(np.interp(epoch, epochs, values))

@@ -72,13 +72,13 @@ def test_a_finished_run_leaves_no_checkpoint_unless_asked(tmp_path, tiny_data):
     assert checkpointed_epochs(tmp_path / "out.checkpoint") == [1, 2]
 
 
-def _interrupted_copy(tmp_path, tiny_data, epochs: int, keep: int):
+def _interrupted_copy(tmp_path, tiny_data, epochs: int, keep: int, config=None):
     """Results of an uninterrupted run in tmp_path/"whole", and in tmp_path/"cut" the
     checkpoints that the same run leaves after `keep` epochs (its later checkpoints and its
     results removed, as if it had been killed)."""
     whole, cut = tmp_path / "whole", tmp_path / "cut"
-    assert _run(whole, "--epochs", str(epochs), "--validate") == 0
-    assert _run(cut, "--epochs", str(epochs), "--validate", "--keep-checkpoint") == 0
+    assert _run(whole, "--epochs", str(epochs), "--validate", config=config) == 0
+    assert _run(cut, "--epochs", str(epochs), "--validate", "--keep-checkpoint", config=config) == 0
     for name in ("out.pickle", "out.weights.h5"):
         (cut / name).unlink()
     for epoch in range(keep + 1, epochs + 1):
@@ -87,10 +87,19 @@ def _interrupted_copy(tmp_path, tiny_data, epochs: int, keep: int):
     return whole, cut
 
 
-def test_resuming_from_a_checkpoint_ends_as_the_uninterrupted_run(tmp_path, tiny_data, capsys):
-    whole, cut = _interrupted_copy(tmp_path, tiny_data, epochs=3, keep=2)
+# The reference recipe, and the project's Echo with a scheduled β, a rate target and the
+# running centring of f(x), whose state (multiplier, running mean) the checkpoint carries.
+CONTROLLED = copy.deepcopy(TINY)
+CONTROLLED["layers"][3]["layer_kwargs"].update(sx_act="neg_square", fx_centring="running")
+CONTROLLED.update(anneal_schedule=[[0, 0.5], [2, 1.0]], lagrangian_fit=1,
+                  constraints=[{"loss": "rate", "relation": "eq", "value": 2.0, "lr": 0.01}])
+
+
+@pytest.mark.parametrize("config", [TINY, CONTROLLED], ids=["reference recipe", "scheduled and constrained"])
+def test_resuming_from_a_checkpoint_ends_as_the_uninterrupted_run(tmp_path, tiny_data, capsys, config):
+    whole, cut = _interrupted_copy(tmp_path, tiny_data, epochs=3, keep=2, config=config)
     capsys.readouterr()
-    assert _run(cut, "--epochs", "3", "--validate") == 0
+    assert _run(cut, "--epochs", "3", "--validate", config=config) == 0
     assert "resuming out from epoch 2 of 3" in capsys.readouterr().out
     _same_run(_load(whole), _load(cut))
     weights = _weights(whole / "out.weights.h5")
