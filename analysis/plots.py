@@ -132,15 +132,13 @@ def learning_curves_figure(records: list[RunRecord]) -> Figure:
     figure = Figure(figsize=(width * len(CURVES), height * len(rows)), layout="constrained")
     axes = figure.subplots(len(rows), len(CURVES), squeeze=False)
     for row_axes, ((dataset, method, (epochs, train_size)), members) in zip(axes, rows.items()):
-        betas = sorted({record.row["beta"] for record in members}, key=lambda b: math.inf if b is None else b)
-        palette = colormaps["viridis"]
-        shade = {beta: palette(0.85 * index / max(1, len(betas) - 1)) for index, beta in enumerate(betas)}
+        shade = _beta_shades(members)
         for ax, (key, ylabel) in zip(row_axes, CURVES):
             labelled = set()
             for record in members:
                 beta = record.row["beta"]
                 values = record.results.get(key, [])
-                label = None if beta in labelled else ("β from config" if beta is None else f"β={beta:g}")
+                label = None if beta in labelled else _beta_label(beta)
                 labelled.add(beta)
                 epochs_axis = np.arange(1, len(values) + 1)
                 ax.plot(epochs_axis, values, color=shade[beta], linewidth=1.2, label=label)
@@ -153,6 +151,71 @@ def learning_curves_figure(records: list[RunRecord]) -> Figure:
             ax.grid(alpha=0.2)
         row_axes[0].legend(fontsize=7, title="solid: train, dashed: validation", title_fontsize=7)
     return figure
+
+
+# ---- Echo's channel health -------------------------------------------------------------
+
+HEALTH_PANELS = (
+    ((("echo_saturated", "saturated"), ("echo_at_floor", "at the floor")), "fraction of s(x) units"),
+    ((("echo_log_sx", "mean log s(x)"),), "log s(x)"),
+    ((("echo_fx_mean", "|mean f(x)|"), ("echo_fx_spread", "spread of f(x)")), "f(x), averaged over units"),
+    ((("echo_noise_mean", "|mean ε|"), ("echo_noise_spread", "spread of ε")), "echo noise, averaged over units"),
+)
+_STYLES = ("-", ":")
+
+
+def has_channel_health(record: RunRecord) -> bool:
+    """Whether a run recorded an Echo channel's health per epoch (`experiment.health`)."""
+    return "echo_saturated" in record.results
+
+
+def channel_health_figure(records: list[RunRecord]) -> Figure:
+    """The per-epoch health of every Echo run's channel, measured on training images after
+    each epoch: one row per dataset, method and budget, one colour per β; panels: the
+    fractions of saturated (zero-gradient) and floored s(x) units, the mean log s(x), the
+    mean and spread of f(x) and of the echo noise, and the rate of each latent dimension
+    (nats per example; thin lines, one per dimension, for each run)."""
+    rows: dict[tuple, list[RunRecord]] = {}
+    for record in sorted(filter(has_channel_health, records), key=lambda r: (str(r.row["dataset"]), r.row["method"], str(r.budget))):
+        rows.setdefault((record.row["dataset"], record.row["method"], record.budget), []).append(record)
+    columns = len(HEALTH_PANELS) + 1
+    width, height = CURVE_PANEL_INCHES
+    figure = Figure(figsize=(width * columns, height * len(rows)), layout="constrained")
+    axes = figure.subplots(len(rows), columns, squeeze=False)
+    for row_axes, ((dataset, method, (epochs, train_size)), members) in zip(axes, rows.items()):
+        shade = _beta_shades(members)
+        for ax, (series, ylabel) in zip(row_axes, HEALTH_PANELS):
+            for record in members:
+                for (key, what), style in zip(series, _STYLES):
+                    values = record.results[key]
+                    ax.plot(np.arange(1, len(values) + 1), values, color=shade[record.row["beta"]], linestyle=style,
+                            linewidth=1.2, label=f"{what}, {_beta_label(record.row['beta'])}")
+            ax.set_ylabel(ylabel)
+        ax = row_axes[-1]
+        for record in members:
+            dims = sorted(key for key in record.results if key.startswith("echo_rate_dim"))
+            for key in dims:
+                values = record.results[key]
+                ax.plot(np.arange(1, len(values) + 1), values, color=shade[record.row["beta"]], linewidth=0.6, alpha=0.7)
+        ax.set_ylabel("rate of each dimension (nats per example)")
+        for ax, title in zip(row_axes, ("s(x) units", "log s(x)", "f(x)", "noise", "rate per dimension")):
+            ax.set_title(f"{dataset}, {method} ({epochs} epochs, {train_size} train): {title}", fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.2)
+        for ax in row_axes[:-1]:
+            ax.legend(fontsize=6)
+    return figure
+
+
+def _beta_shades(records: list[RunRecord]) -> dict:
+    """One viridis colour per β of the records."""
+    betas = sorted({record.row["beta"] for record in records}, key=lambda b: math.inf if b is None else b)
+    palette = colormaps["viridis"]
+    return {beta: palette(0.85 * index / max(1, len(betas) - 1)) for index, beta in enumerate(betas)}
+
+
+def _beta_label(beta) -> str:
+    return "β from config" if beta is None else f"β={beta:g}"
 
 
 # ---- image grids ----------------------------------------------------------------------

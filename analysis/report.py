@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 
 import datasets
-from analysis.plots import image_grid_figure, learning_curves_figure, rate_distortion_figure, save_figure
+from analysis.plots import (
+    channel_health_figure,
+    has_channel_health,
+    image_grid_figure,
+    learning_curves_figure,
+    rate_distortion_figure,
+    save_figure,
+)
 from analysis.summary import collect, group_runs, write_csv, write_markdown
 from experiment.finished import load_run
 from experiment.results import write_atomically
@@ -42,6 +49,9 @@ def report_directory(results_dir: Path, out: Path) -> list[Path]:
     write_atomically(paths[1], lambda temporary: write_markdown(groups, temporary))
     save_figure(rate_distortion_figure(groups), paths[2])
     save_figure(learning_curves_figure(records), paths[3])
+    if any(has_channel_health(record) for record in records):
+        paths.append(out / "channel_health.png")
+        save_figure(channel_health_figure(records), paths[-1])
     return paths
 
 

@@ -232,3 +232,24 @@ def test_vamp_prior_samples_have_the_mixture_moments():
     np.testing.assert_allclose(samples.mean(axis=0), mixture_mean, atol=0.03)
     np.testing.assert_allclose(samples.var(axis=0), mixture_var, rtol=0.03)
     assert math.isclose(float(np.mean(samples[:, 0] < -1)), 1 / 3, abs_tol=0.01)  # component 0's share
+
+
+def test_echo_runs_with_channel_health_get_its_figure(tmp_path):
+    directory = tmp_path / "results"
+    health = {"echo_saturated": [0.5, 0.9, 1.0], "echo_at_floor": [0.6, 1.0, 1.0], "echo_log_sx": [-0.5, -0.01, 0.0],
+              "echo_fx_mean": [0.1, 0.5, 0.9], "echo_fx_spread": [0.1, 0.05, 0.01], "echo_noise_mean": [0.3, 2.0, 5.0],
+              "echo_noise_spread": [0.2, 0.1, 0.05], "echo_rate_dim00": [1.0, 0.3, 0.179], "echo_rate_dim01": [2.0, 0.2, 0.179]}
+    for beta in (0.5, 2.0):
+        save_pickle(directory / f"echo_binary_mnist_beta{beta:g}_seed0.pickle",
+                    fake_results("echo", "binary_mnist", beta, 0, 6.0, 200.0, **health))
+    save_pickle(directory / "vae_binary_mnist_beta1_seed0.pickle", fake_results("vae", "binary_mnist", 1.0, 0, 20.0, 100.0))
+    assert report.main([str(directory)]) == 0
+    figure = imread(directory / "report" / "channel_health.png")
+    # One row (binary_mnist, echo), five panels; the VAE has no channel health.
+    assert figure.shape[:2] == (round(CURVE_PANEL_INCHES[1] * DPI), round(5 * CURVE_PANEL_INCHES[0] * DPI))
+    assert figure[..., :3].std() > 0.05
+
+
+def test_runs_without_channel_health_get_no_health_figure(results_dir):
+    assert report.main([str(results_dir)]) == 0
+    assert not (results_dir / "report" / "channel_health.png").exists()
