@@ -46,9 +46,11 @@ class EchoChannel(keras.layers.Layer):
     - ``"batch"`` (the reference's `echomc`): minus the batch mean of f(x), which contains
       the example itself, so ε is not exactly independent of x;
     - ``"running"``: minus c, a running mean of f(x) over the previous training batches
-      (a zero-debiased exponential average with momentum `RUNNING_MOMENTUM`, no gradient
-      through it), fixed during a step and at evaluation. The channel is then exactly
-      Echo's for the encoder f(x) − c, so the rate stays exact.
+      (a zero-debiased exponential average with momentum `RUNNING_MOMENTUM`), fixed during
+      a step and at evaluation. The channel is then exactly Echo's for the encoder
+      f(x) − c, so the rate stays exact. In training the gradient is taken as if the
+      centre were the batch mean (batch renormalisation's estimator, Ioffe 2017): the
+      common mode of f gets no gradient, since c would remove it anyway.
 
     Outputs: ``z``, ``z_mean`` = f(x) (centred, for "running"), ``z_log_scale`` = log s(x)
     (without the clip). `rate(outputs)` is the exact I(X;Z) per example:
@@ -121,11 +123,16 @@ class EchoChannel(keras.layers.Layer):
         if self.fx_centring != "running":
             return fx
         centre = tf.math.divide_no_nan(self.fx_average, 1.0 - self.RUNNING_MOMENTUM ** self.fx_updates)
-        if training:
-            batch_mean = tf.stop_gradient(tf.reduce_mean(fx, axis=0))
-            self.fx_average.assign(self.RUNNING_MOMENTUM * self.fx_average + (1.0 - self.RUNNING_MOMENTUM) * batch_mean)
-            self.fx_updates.assign_add(1.0)
-        return fx - centre
+        if not training:
+            return fx - centre
+        batch_mean = tf.reduce_mean(fx, axis=0)
+        self.fx_average.assign(self.RUNNING_MOMENTUM * self.fx_average + (1.0 - self.RUNNING_MOMENTUM) * tf.stop_gradient(batch_mean))
+        self.fx_updates.assign_add(1.0)
+        # The value is f − c exactly (x − x is exactly 0 in floating point); the gradient is
+        # that of f − batch mean, as in batch renormalisation (Ioffe 2017): without it the
+        # encoder chases with f's common mode an offset that c keeps removing, and f drifts
+        # into tanh's saturation.
+        return (fx - centre) + (tf.stop_gradient(batch_mean) - batch_mean)
 
     def noise(self, h: tf.Tensor) -> tf.Tensor:
         """Echo noise ε [B, D] for the batch's features h: a draw of z's own distribution,

@@ -128,6 +128,24 @@ def test_running_centring_uses_the_mean_of_previous_batches_only():
     assert float(channel.fx_updates.numpy()) == 2.0
 
 
+def test_running_centring_takes_its_gradient_through_the_batch_mean():
+    features = tf.constant(RNG.normal(size=(100, 6)).astype("float32"))
+    channel = EchoChannel(3, batch=100, fx_centring="running")
+    channel.build(features.shape)
+    channel(features, training=True)  # one batch seen: c is its mean
+    weights = tf.constant(RNG.normal(size=(1, 3)).astype("float32"))
+    centre = (channel.fx_average / (1.0 - 0.9 ** channel.fx_updates)).numpy()  # as the layer computes it
+    with tf.GradientTape(persistent=True) as tape:
+        centred = channel.encode_mean(features, training=True)
+        common = tf.reduce_sum(centred * weights)  # the same weight for every example
+        varied = tf.reduce_sum(centred * features[:, :3])
+    # The value is exactly f − c: the batch-mean term that carries the gradient adds 0.
+    np.testing.assert_array_equal(centred, channel.fx_head(features).numpy() - centre)
+    # A loss that moves every example's f alike gets no gradient: the common mode is the centre's.
+    np.testing.assert_allclose(tape.gradient(common, channel.fx_head.bias), 0.0, atol=1e-5)
+    assert np.abs(tape.gradient(varied, channel.fx_head.bias).numpy()).max() > 1e-3
+
+
 def test_running_centring_builds_the_noise_from_the_centred_f():
     features = RNG.normal(size=(100, 6)).astype("float32")
     channel = EchoChannel(3, batch=100, fx_centring="running")
