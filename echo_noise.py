@@ -209,11 +209,14 @@ def indices_without_replacement(batch_size, d_max: int, pop: bool = True, seed: 
     return _neighbour_indices(batch_size, n_terms, replace=False, pop=pop, seed=seed)
 
 
-def _check_tail(batch_size, d_max: int, replace: bool, clip: float, fx_bound: float):
+def _check_tail(batch_size, d_max: int, replace: bool, clip: float, fx_bound: float,
+                declared_batch: int | None = None):
     """Refuse a batch that gives too few echo terms for `clip` (inexact noise).
 
     Returns a no-op for batch sizes known in Python (the check then happens right here,
-    raising ValueError) and an assertion op for dynamic ones.
+    raising ValueError) and an assertion op for dynamic ones. `declared_batch`, the
+    `batch` that a computed clip was designed for, makes the message name it when the
+    batch has another size.
     """
     needed = _terms_needed(clip, fx_bound)
     advice = (
@@ -224,6 +227,11 @@ def _check_tail(batch_size, d_max: int, replace: bool, clip: float, fx_bound: fl
     )
     if isinstance(batch_size, int):
         if batch_size < 2 or echo_terms(batch_size, d_max, replace) < needed:
+            if declared_batch is not None and declared_batch != batch_size:
+                advice = (
+                    f"the clip was computed for batch={declared_batch}. If {batch_size} is your batch size, "
+                    f"pass batch={batch_size} (and the matching clip to echo_loss). In general, " + advice
+                )
             raise ValueError(f"echo_sample: a batch of {batch_size} examples is too small: {advice}")
         return None
     # With replacement a batch of 2 already gives d_max terms, but a batch of 1 gives none.
@@ -270,7 +278,8 @@ def echo_sample(
             to `echo_loss`.
         d_max: the largest number of echo terms L per example.
         batch: the batch size the clip is designed for (used when clip is None) and, with
-            `set_batch=True`, the static batch dimension declared when the input's is unknown.
+            `set_batch=True`, the batch size required when the input's batch dimension is
+            unknown while tracing.
         multiplicative: return exp(f(x) + S(x)·ε) instead of f(x) + S(x)·ε.
         echo_mc: subtract the batch mean of f(x) before sampling (z and ε then both use
             the centred f(x), so ε is still distributed as z).
@@ -278,10 +287,14 @@ def echo_sample(
             (L = d_max) instead of without replacement (L = min(d_max, B - 1)).
         fx_clip: clip f(x) to [-fx_clip, fx_clip] (and use M = fx_clip for the default clip).
         plus_sx, calc_log: how s(x) is given, see `inputs`.
-        set_batch: when the batch dimension is unknown, declare it as `batch` (as the
-            reference implementation did); a batch of another size then raises an error.
-            With False the batch size is taken from the data at run time, so any batch
-            large enough for the clip works.
+        set_batch: when the batch dimension is unknown while tracing (e.g. inside a
+            Keras `Lambda`), require it to be `batch` (the reference implementation
+            declared it so): a batch of another size, such as a last partial batch, raises
+            InvalidArgumentError naming both sizes and what to do, before any op of the
+            sample runs. The output's batch dimension stays the input's (unknown while
+            tracing). A batch dimension known while tracing is used as it is, only
+            checked against the clip (below). With False the batch size is taken from the
+            data at run time, so any batch large enough for the clip works.
         return_noise: return ε instead of z.
         seed: None draws the neighbours with TensorFlow's stateful random ops (seeded by
             `tf.random.set_seed`; inside a `tf.function` their streams start where it is
@@ -293,8 +306,9 @@ def echo_sample(
 
     A batch too small for the clip is refused, never silently given inexact noise: the
     number of terms it provides, min(d_max, B - 1), must make the tail bound
-    M·clip^L/(1 - clip) at most 2⁻²² (ValueError when B is known when tracing,
-    InvalidArgumentError at run time otherwise). The noise is recomputed from fresh
+    M·clip^L/(1 - clip) at most 2⁻²² (ValueError when B is known when tracing, naming
+    `batch` too when the clip was computed for another size; InvalidArgumentError at run
+    time otherwise). The noise is recomputed from fresh
     random neighbours on every call; the sum runs in log space (exclusive cumulative sums
     of log S), never as a product of many small numbers. Memory O(B·L·z); time O(B·L·z)
     gathers and exponentials, plus O(B·L^1.5·z) multiply-adds in small triangular matrix
@@ -304,53 +318,65 @@ def echo_sample(
         A tensor shaped like f(x).
     """
     fx, sx = _split_inputs(inputs)
-    sx = tf.cast(sx, fx.dtype)
     fx_bound = float(fx_clip) if fx_clip is not None else 1.0
-    if fx_clip is not None:
-        fx = tf.clip_by_value(fx, -fx_bound, fx_bound)
+    clip_for_batch = clip is None
     if clip is None:
         clip = echo_clip(echo_terms(batch, d_max, replace), fx_bound)
-    log_S = math.log(clip) + _log_s(sx, calc_log, plus_sx)
 
     static_batch = fx.shape[0]
-    if static_batch is None and set_batch:
-        fx = _assert_batch(fx, batch)
-        fx.set_shape([batch] + fx.shape.as_list()[1:])
-        static_batch = batch
-    if echo_mc:
-        fx = fx - tf.reduce_mean(fx, axis=0, keepdims=True)
+    if static_batch is not None:
+        # Known while tracing: refused here (ValueError) if too small for the clip.
+        declared = batch if clip_for_batch else None
+        _check_tail(int(static_batch), d_max, replace, clip, fx_bound, declared_batch=declared)
+        batch_size, checks = int(static_batch), []
+    elif set_batch:
+        # The declared batch must suit the clip (ValueError now); the data's batch must
+        # then equal it, which the assertion checks before any op of the sample runs.
+        _check_tail(int(batch), d_max, replace, clip, fx_bound)
+        batch_size, checks = None, [_assert_batch(fx, batch)]
+    else:
+        batch_size, checks = None, [_check_tail(tf.shape(fx)[0], d_max, replace, clip, fx_bound)]
 
-    noise = _checked_noise(fx, log_S, static_batch, d_max, replace, clip, fx_bound, seed)
-    if return_noise:
-        return noise
-    z = fx + tf.exp(log_S) * noise
-    return tf.exp(z) if multiplicative else z
+    # Every op of the sample, constants included, is created under the checks, and none is
+    # built from the declared size: the output's batch dimension stays the data's (unknown
+    # while tracing). Declared as `batch`, it would let TensorFlow build the gradients of
+    # the ops after echo_sample (a loss against 37 targets) and fold the shapes of the ops
+    # before it from the constant 100, and those ops would fail first, with TensorFlow's
+    # "Incompatible shapes: [37,28,28,1] vs. [100,28,28,1]" instead of this check's message.
+    with tf.control_dependencies(checks):
+        sx = tf.cast(sx, fx.dtype)
+        if batch_size is None:
+            batch_size = tf.shape(fx)[0]
+        if fx_clip is not None:
+            fx = tf.clip_by_value(fx, -fx_bound, fx_bound)
+        log_S = math.log(clip) + _log_s(sx, calc_log, plus_sx)
+        if echo_mc:
+            fx = fx - tf.reduce_mean(fx, axis=0, keepdims=True)
+        noise = _noise(fx, log_S, batch_size, d_max, replace, seed)
+        if return_noise:
+            out = noise
+        else:
+            z = fx + tf.exp(log_S) * noise
+            out = tf.exp(z) if multiplicative else z
+        return out
 
 
-def _checked_noise(fx, log_S, static_batch, d_max: int, replace: bool, clip: float, fx_bound: float,
-                   seed: TensorLike | None) -> tf.Tensor:
-    """Echo noise ε, shaped like fx, once the batch is known to give enough echo terms for
-    `clip` (checked in Python for a static batch size, else at run time)."""
+def _noise(fx: tf.Tensor, log_S: tf.Tensor, batch_size, d_max: int, replace: bool, seed: TensorLike | None) -> tf.Tensor:
+    """Echo noise ε, shaped like fx, from f(x) and log S(x) [B, ...], for a batch already
+    checked to give enough echo terms. `batch_size` is B, a Python int when known while
+    tracing (the shapes of the draw are then static) or a scalar tensor."""
     flat_fx = tf.reshape(fx, [tf.shape(fx)[0], -1])
     # S(x) = 0 (log S = -inf) ends the echo sum; a finite floor keeps the triangular
     # products of `_exclusive_prefix_sums` free of 0·inf and gives the same weights.
     flat_log_S = tf.maximum(tf.reshape(log_S, tf.shape(flat_fx)), fx.dtype.min)
-    if static_batch is not None:
-        batch_size = int(static_batch)
-        _check_tail(batch_size, d_max, replace, clip, fx_bound)
-        checks = []
+    if replace:
+        neighbours = tf.transpose(_neighbour_indices(batch_size, d_max, replace=True, pop=True, seed=seed))
+        blocks, block = _scan_blocks(d_max)
+        noise = _echo_sum(*(_neighbour_terms(values, neighbours, blocks * block) for values in (flat_fx, flat_log_S)),
+                          blocks, block)
     else:
-        batch_size = tf.shape(fx)[0]
-        checks = [_check_tail(batch_size, d_max, replace, clip, fx_bound)]
-    with tf.control_dependencies(checks):
-        if replace:
-            neighbours = tf.transpose(_neighbour_indices(batch_size, d_max, replace=True, pop=True, seed=seed))
-            blocks, block = _scan_blocks(d_max)
-            noise = _echo_sum(*(_neighbour_terms(values, neighbours, blocks * block) for values in (flat_fx, flat_log_S)),
-                              blocks, block)
-        else:
-            n_terms = echo_terms(batch_size, d_max) if static_batch is not None else tf.minimum(d_max, batch_size - 1)
-            noise = _noise_on_circle(flat_fx, flat_log_S, *_circle_draw(batch_size, n_terms, seed=seed))
+        n_terms = echo_terms(batch_size, d_max) if isinstance(batch_size, int) else tf.minimum(d_max, batch_size - 1)
+        noise = _noise_on_circle(flat_fx, flat_log_S, *_circle_draw(batch_size, n_terms, seed=seed))
     return tf.ensure_shape(tf.reshape(noise, tf.shape(fx)), fx.shape)
 
 
@@ -461,17 +487,28 @@ def _strictly_lower(n, dtype: tf.DType) -> tf.Tensor:
     return tf.linalg.band_part(ones, -1, 0) - tf.linalg.band_part(ones, 0, 0)
 
 
-def _assert_batch(fx: tf.Tensor, batch: int) -> tf.Tensor:
-    check = tf.debugging.assert_equal(
-        tf.shape(fx)[0],
-        batch,
-        message=(
-            f"echo_sample(set_batch=True) declared the batch size as batch={batch}, but the "
-            "batch has another size; pass the right batch= or set_batch=False"
-        ),
+def _assert_batch(fx: tf.Tensor, batch: int) -> tf.Operation:
+    """An assertion op: the batch dimension of fx [B, ...] equals the declared `batch`.
+
+    Its InvalidArgumentError reads "assertion failed: [echo_sample: a batch of] [37]
+    [examples, but set_batch=True declared batch=100 ...]" and says what to do.
+    """
+    size = tf.shape(fx)[0]
+    return tf.debugging.Assert(
+        tf.equal(size, batch),
+        [
+            "echo_sample: a batch of",
+            size,
+            f"examples, but set_batch=True declared batch={batch} (the batch size the clip is computed "
+            f"for). If your batches have that many examples, pass batch=<that number> (and give echo_loss "
+            f"the matching clip, echo_clip(echo_terms(batch, d_max))); or pass set_batch=False to take the batch size "
+            f"from the data (then every batch must give enough echo terms for the clip, which "
+            f"replace=True ensures for any batch of 2 or more). A last, partial batch (a number of "
+            f"examples that is not a multiple of the batch size) must be dropped, e.g. with "
+            f"tf.data's batch(..., drop_remainder=True)",
+        ],
+        summarize=1,
     )
-    with tf.control_dependencies([check]):
-        return tf.identity(fx)
 
 
 def echo_loss(

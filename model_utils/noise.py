@@ -112,9 +112,29 @@ class EchoChannel(keras.layers.Layer):
             self.fx_updates = self.add_weight(shape=(), initializer="zeros", trainable=False, name="fx_updates")
 
     def call(self, h: tf.Tensor, training: bool | None = None) -> Outputs:
+        h = self.full_batch(h)
         fx = self.encode_mean(h, training)
         log_sx = self.log_scale(self.sx_head(h))
         return {"z": self._echo_sample(fx, log_sx), "z_mean": fx, "z_log_scale": log_sx}
+
+    def full_batch(self, h: tf.Tensor) -> tf.Tensor:
+        """h [B, F], once B is known to be the config's `batch`: ValueError when B is known
+        while tracing, else an assertion that every op of the channel waits for (so that
+        its InvalidArgumentError, not a shape error of another op, reaches the user). The
+        clip, hence the exact rate, is computed for batches of `batch`."""
+        size = h.shape[0]
+        # No quotes in the message: TensorFlow escapes them in an assertion's text.
+        explanation = (f"examples reached the channel, but the batch of the config is {self.batch}: Echo noise has its "
+                       f"clip ({self.clip:.6g}) and exact rate for batches of {self.batch}, and the framework trains "
+                       "and evaluates in full batches of that size (set batch in the config to use another)")
+        if size is not None:
+            if size != self.batch:
+                raise ValueError(f"Echo noise: a batch of {size} {explanation}")
+            return h
+        size = tf.shape(h)[0]
+        check = tf.debugging.Assert(tf.equal(size, self.batch), ["Echo noise: a batch of", size, explanation])
+        with tf.control_dependencies([check]):
+            return tf.identity(h)
 
     def encode_mean(self, h: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         """f(x) [B, D], centred by the running mean for "running" (which a training call
@@ -137,6 +157,7 @@ class EchoChannel(keras.layers.Layer):
     def noise(self, h: tf.Tensor) -> tf.Tensor:
         """Echo noise ε [B, D] for the batch's features h: a draw of z's own distribution,
         the aggregate posterior q(z), independent of every x in the batch (Eq. 2)."""
+        h = self.full_batch(h)
         return self._echo_sample(self.encode_mean(h), self.log_scale(self.sx_head(h)), return_noise=True)
 
     def health(self, h: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -155,6 +176,7 @@ class EchoChannel(keras.layers.Layer):
         and ``rate_per_dim`` [D]: −(log clip + batch mean of log s_j(x)), nats per example,
         whose sum is the batch's rate.
         """
+        h = self.full_batch(h)
         fx = self.encode_mean(h)
         pre_activation = self.sx_head(h)
         with tf.GradientTape() as tape:

@@ -49,8 +49,10 @@ def test_seeded_evaluation_is_reproducible_and_its_statistics_follow_the_data_or
     again, statistics_again = evaluate(model, x, BATCH, 11)
     assert first == again
     # f(x) and log s(x) do not depend on the batch: row i must be x[i]'s own, whatever the order.
-    direct = model.channel(model.encoder_features(x))
-    np.testing.assert_allclose(statistics["z_mean"], direct["z_mean"].numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(statistics["z_log_scale"], direct["z_log_scale"].numpy(), rtol=1e-5, atol=1e-6)
+    features = model.encoder_features(x)
+    channel = model.channel
+    np.testing.assert_allclose(statistics["z_mean"], channel.fx_head(features).numpy(), rtol=1e-5, atol=1e-6)
+    log_scale = channel.log_scale(channel.sx_head(features)).numpy()
+    np.testing.assert_allclose(statistics["z_log_scale"], log_scale, rtol=1e-5, atol=1e-6)
     for name in statistics:
         np.testing.assert_array_equal(statistics[name], statistics_again[name])

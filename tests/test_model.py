@@ -104,3 +104,20 @@ def test_a_decoder_that_does_not_rebuild_the_input_is_refused():
     raw["layers"][6]["layer_kwargs"]["strides"] = 1  # 14x14 output instead of 28x28
     with pytest.raises(ConfigError, match=r"decoder produces images of shape \[14, 14, 1\]"):
         build_model(parse_config(raw, "tiny"))
+
+
+def test_fitting_an_echo_model_on_batches_of_another_size_gets_the_channels_message_every_time():
+    # Graph mode (model.fit): the channel's check must win the race against every shape
+    # error of the ops around it, on every step. Arrays of 65 images in batches of 15 (the
+    # last one of 5) give a batch size unknown when tracing, checked at run time; a dataset
+    # that drops its remainder, a size known when tracing.
+    model = build_model(parse_config(TINY, "tiny"))
+    images = tiny_images(65)
+    message = f"examples reached the channel, but the batch of the config is {BATCH}"
+    for _ in range(20):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=rf"a batch of\] \[15\] \[{message}"):
+            model.fit(images, epochs=1, batch_size=15, verbose=0)
+    odd = tf.data.Dataset.from_tensor_slices(images).batch(15, drop_remainder=True)
+    with pytest.raises(ValueError, match=f"a batch of 15 {message}"):
+        build_model(parse_config(TINY, "tiny")).fit(odd, epochs=1, verbose=0)
+    assert math.isfinite(model.fit(training_pipeline(images, BATCH, seed=0), epochs=1, verbose=0).history["loss"][-1])

@@ -175,3 +175,13 @@ def test_echo_health_of_constant_heads_has_its_closed_form(s_bias, saturated):
     # Every neighbour has the same f and S: ε = f·Σ_{l<L} S^l = f(1 − S^L)/(1 − S), L = 99.
     assert health["noise_mean"] == pytest.approx(f * (1 - s**99) / (1 - s), rel=1e-5)
     assert health["noise_spread"] == pytest.approx(0, abs=1e-5)
+
+
+def test_a_batch_of_another_size_than_the_configs_gets_the_channels_message():
+    channel = EchoChannel(3, batch=100)
+    with pytest.raises(ValueError, match="a batch of 37 examples reached the channel, but the batch of the config is 100"):
+        channel(RNG.normal(size=(37, 6)).astype("float32"))
+    sample = tf.function(channel.call, input_signature=[tf.TensorSpec([None, 6])])
+    assert sample(RNG.normal(size=(100, 6)).astype("float32"))["z"].shape == (100, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"a batch of\] \[37\] \[examples reached the channel, but the batch of the config is 100"):
+        sample(RNG.normal(size=(37, 6)).astype("float32"))
