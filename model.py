@@ -94,8 +94,9 @@ class RateDistortionModel(keras.Model):
         self.rate_scale = keras.Variable(1.0, trainable=False, name="rate_scale") if config.anneal else None
         self.multipliers = None
         if config.constraints:
+            # Data-parallel replicas each take the step with their own batch: averaged.
             self.multipliers = keras.Variable(np.zeros(len(config.constraints), np.float32), trainable=False,
-                                              name="lagrange_multipliers")
+                                              aggregation="mean", name="lagrange_multipliers")
 
     def build(self, input_shape):
         """Build every layer, the marginal included, with a forward pass on a zero batch of
@@ -229,7 +230,8 @@ class RateDistortionModel(keras.Model):
         x = data[0] if isinstance(data, tuple) else data
         with tf.GradientTape() as tape:
             terms = self.per_example_terms(x, training=True)
-            loss = tf.reduce_mean(terms["loss"])
+            # Replicas' gradients are summed: each takes its share of the global batch's mean.
+            loss = tf.reduce_mean(terms["loss"]) / self.distribute_strategy.num_replicas_in_sync
         variables = self.trainable_variables
         gradients = tape.gradient(loss, variables)
         pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]

@@ -80,6 +80,8 @@ class RunOptions:
                                           "(default: the config's, else float32)", str, PRECISIONS)
     iw: int | None = _option(None, "after training, also estimate the test log-likelihood with K importance "
                                    "samples, I(X;Z) and the active units", positive_int)
+    devices: int | None = _option(None, "train data-parallel on N devices (GPUs, else N logical CPU devices), each "
+                                        "replica with the config's batch: the global batch is N × batch", positive_int)
 
     def to_argv(self) -> list[str]:
         """The `run.py` arguments that give these options: what a run is (config, dataset,

@@ -41,7 +41,7 @@ def resolved_config(config: ExperimentConfig) -> dict:
 def training_fingerprint(args: RunOptions, config: ExperimentConfig) -> dict[str, Any]:
     """What must match for a checkpoint to continue this run: everything that changes the
     training or the results (not paths, threads or verbosity)."""
-    return {
+    fingerprint = {
         "config": resolved_config(config),
         "dataset": args.dataset,
         "seed": args.seed,
@@ -50,6 +50,9 @@ def training_fingerprint(args: RunOptions, config: ExperimentConfig) -> dict[str
         "test_size": args.test_size,
         "validate": args.validate,
     }
+    if args.devices not in (None, 1):  # the global batch; absent for one device, as before the option
+        fingerprint["devices"] = args.devices
+    return fingerprint
 
 
 def collect_results(

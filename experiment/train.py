@@ -12,6 +12,7 @@ and writes ``<results-dir>/<filename>.pickle`` with the weights beside it, exact
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from dataclasses import replace
@@ -25,6 +26,7 @@ import datasets
 from experiment import epoch_csv
 from experiment.checkpoints import CheckpointError, TrainingState, checkpoint_dir, remove_checkpoints, restore_latest
 from experiment.data import prepare_data
+from experiment.devices import data_parallel_strategy
 from experiment.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, RunError
 from experiment.evaluation import evaluate, information_measures, scores_line
 from experiment.options import RunOptions
@@ -132,6 +134,7 @@ def train_and_evaluate(config: ExperimentConfig | str | dict, options: RunOption
     """
     options = options or RunOptions()
     use_threads(options.threads)  # before anything starts TensorFlow's runtime
+    strategy = data_parallel_strategy(options.devices)
     config, args = _config_and_options(config, options)
     config = supported_precision(config)
     filename = args.filename or default_filename(args, config)
@@ -143,7 +146,8 @@ def train_and_evaluate(config: ExperimentConfig | str | dict, options: RunOption
     data, arrays = prepare_data(args, config)
     keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
-    model = build_model(config)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = build_model(config)
     checkpoints = checkpoint_dir(args.results_dir, filename)
     state = restore(model, checkpoints, training_fingerprint(args, config), args.overwrite)
     print(start_line(args, config, data, arrays, model, pickle_path), flush=True)

@@ -19,7 +19,7 @@ import tensorflow as tf
 from datasets.pipeline import evaluation_pipeline, training_pipeline
 from experiment import epoch_csv
 from experiment.checkpoints import TrainingState, save_checkpoint
-from experiment.errors import EXIT_TERMINATED, RunError
+from experiment.errors import EXIT_TERMINATED, EXIT_USAGE, RunError
 from experiment.health import ChannelHealth, health_sample
 from experiment.options import RunOptions
 from experiment.signals import SignalCheck, raise_if_signalled
@@ -79,6 +79,11 @@ class Training:
         self.callbacks = [self.epoch_log, keras.callbacks.TerminateOnNaN(), SignalCheck()]
         if args.tensorboard:
             self.callbacks.append(keras.callbacks.TensorBoard(args.tensorboard))
+        # Data-parallel replicas each take a batch of the config's size (`experiment.devices`).
+        self.global_batch = config.batch * model.distribute_strategy.num_replicas_in_sync
+        if len(arrays["train"]) < self.global_batch:
+            raise RunError(f"the training set has {len(arrays['train'])} examples, fewer than one global batch of "
+                           f"{self.global_batch} ({self.global_batch // config.batch} replicas × {config.batch})", EXIT_USAGE)
         self.health = None
         if config.channel.kind == "echo":
             self.health = ChannelHealth(model, health_sample(arrays["train"], config.batch, args.seed), config.batch)
@@ -89,14 +94,14 @@ class Training:
         validation = None
         if self.arrays["val"] is not None:
             order_seed = evaluation_seed(self.args.seed, self.config.epochs)
-            validation = evaluation_pipeline(self.arrays["val"], self.config.batch, order_seed)
+            validation = evaluation_pipeline(self.arrays["val"], self.global_batch, order_seed)
         for epoch in range(self.state.epoch, self.config.epochs):
             seed_epoch(self.model, self.args.seed, epoch)
             scheduled = self.model.scheduled_weights(epoch)
             self.epoch_log.rate = schedule(epoch, self.config.epochs)
             self.model.optimizer.learning_rate = self.epoch_log.rate
             history = self.model.fit(
-                training_pipeline(self.arrays["train"], self.config.batch, epoch_seed(self.args.seed, epoch)),
+                training_pipeline(self.arrays["train"], self.global_batch, epoch_seed(self.args.seed, epoch)),
                 initial_epoch=epoch,
                 epochs=epoch + 1,
                 validation_data=validation,

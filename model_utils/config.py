@@ -649,7 +649,7 @@ def _flow(kwargs: _Section) -> dict:
 
 def _echo_options(kwargs: _Section, batch: int) -> dict:
     kwargs.check_keys(
-        {"d_max", "noise", "clip", "fx_clip", "replace", "echomc", "echo_mc", "fx_centring", "fx_act", "sx_act"},
+        {"d_max", "noise", "clip", "fx_clip", "replace", "echomc", "echo_mc", "fx_centring", "fx_act", "sx_act", "sx_bias"},
         {
             "nomc": _boolean,
             "calc_log": _inert(True),
@@ -697,6 +697,7 @@ def _echo_options(kwargs: _Section, batch: int) -> dict:
         "multiplicative": kwargs.get("noise", _one_of("additive", "multiplicative"), "additive") == "multiplicative",
         "fx_activation": fx_act,
         "sx_activation": sx_act,
+        "sx_bias": kwargs.get("sx_bias", _number, 0.0),
     }
 
 

@@ -26,6 +26,7 @@ from model_utils.gaussian import (
     log_standard_normal,
     negative_entropy,
 )
+from model_utils.seeds import next_seed
 
 Outputs = dict[str, tf.Tensor]
 
@@ -113,7 +114,7 @@ def mmd_penalty(outputs: Outputs, model: LossContext, bw: float | None = None) -
     al. 2019), unbiased U-statistic with the kernel k(a, b) = exp(-bw·‖a - b‖²),
     bw = 1/(2D) by default. A batch statistic: every example gets the batch's value."""
     z = outputs["z"]
-    prior = tf.random.stateless_normal(tf.shape(z), model.seed_generator.next(), dtype=z.dtype)
+    prior = tf.random.stateless_normal(tf.shape(z), next_seed(model.seed_generator), dtype=z.dtype)
     gamma = bw if bw is not None else 1.0 / (2.0 * float(z.shape[-1]))
     n = tf.cast(tf.shape(z)[0], z.dtype)
 

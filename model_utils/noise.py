@@ -10,7 +10,8 @@ returns a dict of tensors, all [B, D] unless stated:
 
 Channels draw their noise from their own `keras.random.SeedGenerator` (`seed_generator`),
 whose state is a variable read when the step runs: setting it reseeds a traced training
-step without tracing it again (`model.RateDistortionModel.reseed`).
+step without tracing it again (`model.RateDistortionModel.reseed`); each data-parallel
+replica draws its own stream (`model_utils.seeds`).
 
 `CHANNELS` maps the config's layer types to the classes.
 """
@@ -26,6 +27,7 @@ import echo_noise
 from model_utils.activations import get_activation
 from model_utils.flows import flow_from_options
 from model_utils.gaussian import log_normal_diag
+from model_utils.seeds import next_seed
 
 Outputs = dict[str, tf.Tensor]
 
@@ -36,7 +38,7 @@ class EchoChannel(keras.layers.Layer):
 
     Two dense heads give f(x) (`fx_activation`, bounded by 1 unless `fx_clip` is set) and
     log s(x) (`sx_activation` of the pre-activation a: a log-sigmoid, log s = log σ(a), or
-    `neg_square`, log s = −a², so that s(x) ≤ 1). The clip defaults to
+    `neg_square`, log s = −a², so that s(x) ≤ 1); `sx_bias` is the initial bias of a. The clip defaults to
     `echo_noise.echo_clip(L, M)` for the L = min(d_max, batch - 1) terms a batch of
     `batch` examples provides (L = d_max with replacement) and M = fx_clip or 1.
 
@@ -73,6 +75,7 @@ class EchoChannel(keras.layers.Layer):
         multiplicative: bool = False,
         fx_activation: str = "model_utils.activations.tanh16",
         sx_activation: str = "tensorflow.math.log_sigmoid",
+        sx_bias: float = 0.0,
         kernel_initializer: str = "glorot_uniform",
         **kwargs,
     ):
@@ -100,7 +103,10 @@ class EchoChannel(keras.layers.Layer):
         )
         # The pre-activation a is kept apart from the activation so that the channel's
         # health can report d log s/da (`health`).
-        self.sx_head = keras.layers.Dense(units, kernel_initializer=kernel_initializer, name="log_sx", dtype=self.dtype_policy)
+        self.sx_bias = sx_bias
+        self.sx_head = keras.layers.Dense(units, kernel_initializer=kernel_initializer,
+                                          bias_initializer=keras.initializers.Constant(sx_bias), name="log_sx",
+                                          dtype=self.dtype_policy)
         self.log_scale = get_activation(sx_activation)
 
     def build(self, input_shape):
@@ -108,8 +114,11 @@ class EchoChannel(keras.layers.Layer):
         self.sx_head.build(input_shape)
         if self.fx_centring == "running":
             # The exponential average of the batch means of f(x) and its number of updates.
-            self.fx_average = self.add_weight(shape=(self.units,), initializer="zeros", trainable=False, name="fx_average")
-            self.fx_updates = self.add_weight(shape=(), initializer="zeros", trainable=False, name="fx_updates")
+            # Replicas of a data-parallel step each update them with their own batch: averaged.
+            self.fx_average = self.add_weight(shape=(self.units,), initializer="zeros", trainable=False,
+                                              aggregation="mean", name="fx_average")
+            self.fx_updates = self.add_weight(shape=(), initializer="zeros", trainable=False, aggregation="mean",
+                                              name="fx_updates")
 
     def call(self, h: tf.Tensor, training: bool | None = None) -> Outputs:
         h = self.full_batch(h)
@@ -208,7 +217,7 @@ class EchoChannel(keras.layers.Layer):
             fx_clip=self.fx_clip,
             return_noise=return_noise,
             set_batch=False,
-            seed=self.seed_generator.next(),
+            seed=next_seed(self.seed_generator),
         )
 
     def rate(self, outputs: Outputs) -> tf.Tensor:
@@ -228,6 +237,7 @@ class EchoChannel(keras.layers.Layer):
             "multiplicative": self.multiplicative,
             "fx_activation": self.fx_activation,
             "sx_activation": self.sx_activation,
+            "sx_bias": self.sx_bias,
             "kernel_initializer": self.kernel_initializer,
         }
 
@@ -258,7 +268,7 @@ class _GaussianHeads(keras.layers.Layer):
     def _base_sample(self, h: tf.Tensor) -> Outputs:
         mean, log_var = self.gaussian_parameters(h)
         z0 = mean + tf.exp(0.5 * log_var) * tf.random.stateless_normal(
-            tf.shape(mean), self.seed_generator.next(), dtype=mean.dtype
+            tf.shape(mean), next_seed(self.seed_generator), dtype=mean.dtype
         )
         return {"z0": z0, "z_mean": mean, "z_log_var": log_var, "z_log_scale": 0.5 * log_var}
 

@@ -7,6 +7,13 @@ from experiment.floating_point import flush_subnormals_to_zero
 # The suite computes as the entry points do (experiment.console.import_tensorflow_quietly).
 flush_subnormals_to_zero()
 
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPU devices, before TensorFlow's runtime starts, for the data-parallel tests
+# (`experiment.devices`); everything else runs on the first, as it would without them.
+tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                           [tf.config.LogicalDeviceConfiguration()] * 2)
+
 import datasets  # noqa: E402
 from support import tiny_images  # noqa: E402
 

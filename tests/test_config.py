@@ -250,10 +250,10 @@ def test_values_that_would_crash_keras_are_refused_first(case):
 
 def test_a_legacy_key_is_accepted_only_when_inert():
     raw = _raw("vae.json")
-    raw["lagrangian_fit"] = 0
-    assert any("lagrangian_fit" in note for note in parse_config(raw, "ok.json").notes)
-    raw["lagrangian_fit"] = 1
-    _expect(raw, "lagrangian_fit", "is not supported")
+    raw["extra_maf"] = 0
+    assert any("extra_maf" in note for note in parse_config(raw, "ok.json").notes)
+    raw["extra_maf"] = 1
+    _expect(raw, "extra_maf", "is not supported")
 
 
 def test_bce_needs_a_sigmoid_output():
