@@ -7,7 +7,11 @@ A sweep file is a JSON object with the keys
 - ``datasets``: dataset names (default ``["binary_mnist"]``);
 - ``seeds``: integer seeds (default ``[0]``);
 - ``run_args``: any other `run.py` option by its field name in `RunOptions`, e.g.
-  ``{"epochs": 10, "train_size": 10000, "validate": true}`` (default ``{}``).
+  ``{"epochs": 10, "train_size": 10000, "validate": true}`` (default ``{}``);
+- ``slurm``: what each task asks for when the sweep is submitted to Slurm
+  (`sweep.py --slurm`): ``partition``, ``time`` ([D-]HH:MM:SS or minutes),
+  ``cpus_per_task``, ``gpus_per_task``, ``mem`` (e.g. ``"16G"``), each optional
+  (default ``{}``: the cluster's defaults).
 
 Every problem is one `SweepError` naming the file and the key, raised before any run
 starts. `expand` turns a validated grid into one `RunOptions` per run, in a fixed order.
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analysis.slurm import RESOURCE_PARSERS, SlurmResources
 from datasets.registry import ALIASES, NAMES
 from model_utils.config import ConfigError, load_config
 from experiment.options import FIELDS, OptionError, RunOptions, flag, parse_run_options
@@ -33,7 +38,7 @@ NOT_RUN_ARGS = {
     "filename": "the default results names (which make a sweep resumable)",
     "overwrite": "the sweep, which skips finished runs (delete their results to run them again)",
 }
-SWEEP_KEYS = (*GRID_KEYS, "run_args")
+SWEEP_KEYS = (*GRID_KEYS, "run_args", "slurm")
 
 
 class SweepError(ValueError):
@@ -42,13 +47,15 @@ class SweepError(ValueError):
 
 @dataclass(frozen=True)
 class Grid:
-    """A validated sweep: the axes of the grid and the options every run shares."""
+    """A validated sweep: the axes of the grid, the options every run shares, and what each
+    run asks Slurm for when the sweep is submitted there."""
 
     configs: tuple[str, ...]
     betas: tuple[float, ...]
     datasets: tuple[str, ...] = ("binary_mnist",)
     seeds: tuple[int, ...] = (0,)
     run_args: dict[str, Any] = field(default_factory=dict)
+    slurm: SlurmResources = SlurmResources()
 
     def expand(self) -> list[RunOptions]:
         """One RunOptions per (config, dataset, β, seed), in that nesting order."""
@@ -94,12 +101,13 @@ def make_grid(entries: dict[str, Any], source: str) -> Grid:
     datasets = _unique_list(entries.get("datasets", ["binary_mnist"]), where("datasets"), _dataset)
     seeds = _unique_list(entries.get("seeds", [0]), where("seeds"), _seed)
     run_args = _run_args(entries.get("run_args", {}), where("run_args"))
+    slurm = _slurm(entries.get("slurm", {}), where("slurm"))
     for index, config in enumerate(configs):
         try:
             load_config(config)
         except ConfigError as error:
             raise SweepError(f"{where(f'configs[{index}]')}: {error}") from None
-    return Grid(tuple(configs), tuple(betas), tuple(datasets), tuple(seeds), run_args)
+    return Grid(tuple(configs), tuple(betas), tuple(datasets), tuple(seeds), run_args, slurm)
 
 
 class _Invalid(Exception):
@@ -162,6 +170,23 @@ def _run_args(value: Any, where: str) -> dict[str, Any]:
             raise SweepError(f"{where}.{key}: expected a single value, got {item!r}")
         options[name] = _checked_option(name, item, f"{where}.{key}")
     return options
+
+
+def _slurm(value: Any, where: str) -> SlurmResources:
+    """The slurm object as SlurmResources, each value checked by the parser that also
+    checks `sweep.py`'s flags. Keys may use dashes or underscores (cpus-per-task)."""
+    if not isinstance(value, dict):
+        raise SweepError(f"{where}: expected an object {{...}}, got {value!r}")
+    resources: dict[str, Any] = {}
+    for key, item in value.items():
+        name = key.replace("-", "_")
+        if name not in RESOURCE_PARSERS:
+            raise SweepError(f"{where}.{key}: unknown key; expected one of: {', '.join(RESOURCE_PARSERS)}")
+        try:
+            resources[name] = RESOURCE_PARSERS[name](item)
+        except ValueError as error:
+            raise SweepError(f"{where}.{key}: {error}") from None
+    return SlurmResources(**resources)
 
 
 def _checked_option(name: str, value: Any, where: str) -> Any:

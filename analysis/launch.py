@@ -5,13 +5,12 @@ failed, with its test rate, distortion and −ELBO in nats per example)."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from analysis.plan import RUN_SCRIPT, PlannedRun
+from analysis.plan import PlannedRun
 from experiment.results import ResultsError, load_results
 from experiment.signals import Terminated
 
@@ -67,7 +66,7 @@ class Runner:
         resumed = run.checkpointed_epoch()
         start = time.perf_counter()
         with open(run.log_path, "a" if resumed else "w") as log:
-            process = subprocess.Popen([sys.executable, str(RUN_SCRIPT), *run.options.to_argv()], stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(run.argv(), stdout=log, stderr=subprocess.STDOUT)
             with self.lock:
                 self.processes.add(process)
                 if self.stopping:  # stop() came between the check above and the start

@@ -2,12 +2,14 @@
 
 Every run gets `run.py`'s default results name, <config>_<dataset>_beta<β>_seed<seed>, so
 a sweep is idempotent: a run whose results exist is done, and one with a checkpoint
-resumes from it.
+resumes from it. A run's state is read from the results directory alone, so it is the
+same wherever the run ran (here, or as a Slurm array task).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,6 +21,20 @@ from experiment.train import default_filename, resolve_config
 from model_utils.config import ConfigError
 
 RUN_SCRIPT = Path(__file__).resolve().parent.parent / "run.py"
+DONE, CHECKPOINTED, NOT_STARTED = "done", "checkpointed", "not started"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """DONE (results written), CHECKPOINTED at `epoch` of `epochs` (stopped, or still
+    running), or NOT_STARTED; printed as 'done', 'checkpointed at epoch k of n', 'not started'."""
+
+    stage: str
+    epoch: int | None = None
+    epochs: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.stage} at epoch {self.epoch} of {self.epochs}" if self.stage == CHECKPOINTED else self.stage
 
 
 @dataclass(frozen=True)
@@ -26,6 +42,7 @@ class PlannedRun:
     options: RunOptions
     name: str
     pickle_path: Path
+    epochs: int  # the run's number of epochs (the config's, or --epochs)
 
     @property
     def log_path(self) -> Path:
@@ -45,9 +62,20 @@ class PlannedRun:
         epoch = self.checkpointed_epoch()
         return "missing" if epoch is None else f"resumes from epoch {epoch}"
 
+    def progress(self) -> Progress:
+        """How far the run got, from its files alone (wherever it ran)."""
+        if self.exists():
+            return Progress(DONE)
+        epoch = self.checkpointed_epoch()
+        return Progress(NOT_STARTED) if epoch is None else Progress(CHECKPOINTED, epoch, self.epochs)
+
     def command(self) -> list[str]:
         """The `run.py` command of this run, as it can be typed from the current directory."""
         return ["python", os.path.relpath(RUN_SCRIPT), *self.options.to_argv()]
+
+    def argv(self) -> list[str]:
+        """The same command as a process runs it: this Python, the path of `run.py`, the flags."""
+        return [sys.executable, str(RUN_SCRIPT), *self.options.to_argv()]
 
 
 def plan(entries: dict, source: str, jobs: int = 1) -> list[PlannedRun]:
@@ -60,7 +88,8 @@ def plan(entries: dict, source: str, jobs: int = 1) -> list[PlannedRun]:
         if threads is not None and options.threads is None:
             options = replace(options, threads=threads)
         try:
-            name = default_filename(options, resolve_config(options))
+            config = resolve_config(options)
+            name = default_filename(options, config)
         except ConfigError as error:
             raise SweepError(f"{source}: {error}") from None
         if name in runs:
@@ -68,5 +97,5 @@ def plan(entries: dict, source: str, jobs: int = 1) -> list[PlannedRun]:
                 f"{source}: configs {runs[name].options.config!r} and {options.config!r} give the same results "
                 f"name {name!r}; give the config files different names"
             )
-        runs[name] = PlannedRun(options, name, result_paths(options.results_dir, name)[0])
+        runs[name] = PlannedRun(options, name, result_paths(options.results_dir, name)[0], config.epochs)
     return list(runs.values())

@@ -15,7 +15,7 @@ import time
 import pytest
 
 import sweep
-from analysis import launch
+from analysis import plan
 from experiment.results import load_results, save_pickle
 from experiment.options import parse_run_options
 from analysis.grid import SweepError, make_grid, read_sweep_file
@@ -47,7 +47,9 @@ def test_the_published_sweep_files_are_valid(name):
 
 def test_the_paper_grid_covers_every_config_and_dataset_on_a_log_spaced_beta_grid():
     grid = make_grid(read_sweep_file(SWEEPS / "paper.json"), "paper.json")
-    assert sorted(grid.configs) == sorted(path.name for path in (REPO / "configs").glob("*.json"))
+    # Every config but the one trained to a fixed rate, which a sweep over β does not move.
+    assert sorted(grid.configs) == sorted(path.name for path in (REPO / "configs").glob("*.json")
+                                          if path.name != "echo_target20.json")
     assert set(grid.datasets) == {"binary_mnist", "omniglot", "fmnist"}
     assert grid.run_args["epochs"] == 200
     betas = sorted(grid.betas)
@@ -202,7 +204,7 @@ FAKE_RUN = textwrap.dedent("""
 def fake_run_py(tmp_path, monkeypatch):
     script = tmp_path / "fake_run.py"
     script.write_text(FAKE_RUN.format(repo=str(REPO), tests=str(REPO / "tests")))
-    monkeypatch.setattr(launch, "RUN_SCRIPT", script)
+    monkeypatch.setattr(plan, "RUN_SCRIPT", script)
     return script
 
 
