@@ -8,17 +8,24 @@ import pytest
 
 import echo_noise
 from model_utils.config import ConfigError, load_config, parse_config, read_config
-from support import PROJECT_CONFIGS, REPO, reference_config_params, require_file
+from model_utils.activations import get_activation, log_sigmoid
+from support import PROJECT_CONFIGS, REFERENCE_CONFIGS, REPO, reference_config_params, require_file
+
+REFERENCE_ECHO = [path for path in REFERENCE_CONFIGS if path.name.startswith("echo")]
 
 EXPERIMENTS = {
     "echo.json", "echo_linear.json", "echo_tanh64.json", "vae.json", "info_vae.json", "vae_maf.json",
     "vae_vamp.json", "iaf_prior.json", "iaf_prior_mmd.json", "iaf_maf.json", "iaf_vamp.json",
 }
+# The project's own: Echo as the reference implementation trains it, and Echo trained to a rate.
+EXTRAS = {"echo_reference.json", "echo_target20.json"}
 # What each experiment compares: its noise channel and its rate terms.
 EXPECTED = {
     "echo.json": ("echo", {"echo"}),
     "echo_linear.json": ("echo", {"echo"}),
     "echo_tanh64.json": ("echo", {"echo"}),
+    "echo_reference.json": ("echo", {"echo"}),
+    "echo_target20.json": ("echo", {"echo"}),
     "vae.json": ("gaussian", {"vae"}),
     "info_vae.json": ("gaussian", {"vae", "mmd"}),
     "vae_maf.json": ("gaussian", {"gaussian_ent", "maf"}),
@@ -30,8 +37,21 @@ EXPECTED = {
 }
 
 
-def test_the_project_has_the_eleven_experiments():
-    assert {path.name for path in PROJECT_CONFIGS} == EXPERIMENTS
+def test_the_project_has_the_eleven_experiments_and_its_two_echo_variants():
+    assert {path.name for path in PROJECT_CONFIGS} == EXPERIMENTS | EXTRAS
+
+
+def test_the_project_echo_configs_train_with_the_remedy_and_the_reference_recipe_without():
+    # The remedy (configs/README.md) is explicit in each JSON; the reference's configs and
+    # echo_reference.json keep the reference implementation's recipe.
+    for name in ("echo.json", "echo_tanh64.json", "echo_linear.json", "echo_target20.json"):
+        options = load_config(name).channel.options
+        assert (options["sx_activation"], options["fx_centring"]) == ("model_utils.activations.neg_square", "running"), name
+    for path in [REPO / "configs" / "echo_reference.json", *REFERENCE_ECHO]:
+        options = load_config(str(path)).channel.options
+        assert get_activation(options["sx_activation"]) is log_sigmoid and options["fx_centring"] == "none", path
+    target = load_config("echo_target20.json").constraints
+    assert [(c.quantity, c.relation, c.value) for c in target] == [("rate", "eq", 20.0)]
 
 
 @pytest.mark.parametrize("path", PROJECT_CONFIGS + reference_config_params(), ids=str)
