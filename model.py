@@ -12,13 +12,17 @@ For every example the model computes, in nats:
   I(X;Z), or E[log q(z|x) - log p(z)] for the Gaussian and IAF channels;
 - ``loss`` = distortion + Σ_k weight_k · term_k, the training objective; with an
   ``anneal_schedule`` the rate terms' weights are multiplied by the epoch's m(e)
-  (`rate_scale`), and with ``lagrangian_fit`` each constraint adds λ_c · g_c, its
-  multiplier times its violation (see `constraint_violation`).
+  (`rate_scale`), and with ``lagrangian_fit`` each constraint adds (λ_c + ρ_c·ḡ_c) · g_c,
+  its violation g_c (see `constraint_violation`) weighted by its multiplier plus the
+  augmented Lagrangian's penalty ρ_c times the batch's mean violation ḡ_c (a constant for
+  the gradient, which is then that of λ_c·ḡ_c + (ρ_c/2)·ḡ_c²).
 
 The multipliers λ_c are learned by gradient ascent, one step per training step:
-λ_c ← λ_c + lr_c · mean_batch(g_c), kept >= 0 for inequality constraints (a method of
-multipliers, as GECO, Rezende & Viola 2018). For an equality on the rate, λ acts as a
-correction to β that settles where the batch rate meets the target.
+λ_c ← λ_c + lr_c · ḡ_c, kept >= 0 for inequality constraints (the method of multipliers,
+Hestenes 1969 and Powell 1969, as GECO uses it, Rezende & Viola 2018). For an equality on
+the rate, λ is the correction to β under which the rate meets the target, and ρ damps the
+oscillation of the rate around it: the weight responds at once to a violation, not only
+as λ accumulates it.
 
 Training and evaluation report these as per-example means (`keras.Model.fit` logs them
 under the same names). Evaluation batches carry weights so that a final, overlapping
@@ -199,7 +203,8 @@ class RateDistortionModel(keras.Model):
                 rate = rate + terms[name]
         terms["rate"] = rate
         for index, constraint in enumerate(self.experiment.constraints):
-            loss = loss + self.multipliers[index] * constraint_violation(constraint, terms)
+            violation = constraint_violation(constraint, terms)
+            loss = loss + self._constraint_weight(index, constraint, violation) * violation
         terms["loss"] = loss
         return terms, outputs
 
@@ -242,6 +247,18 @@ class RateDistortionModel(keras.Model):
         if self.multipliers is not None:
             self._ascend_multipliers(terms)
         return self._record(terms)
+
+    def _constraint_weight(self, index: int, constraint: ConstraintSpec, violation: tf.Tensor) -> tf.Tensor:
+        """The weight of a constraint's violation g in the loss: λ + ρ·mean_batch(g) (kept
+        >= 0 for an inequality), a constant for the gradient, whose gradient is then that of
+        the augmented Lagrangian λ·ḡ + (ρ/2)·ḡ² (ρ = `penalty`; max(0, ·) for inequalities,
+        Rockafellar's form). ρ = 0 leaves λ alone."""
+        weight = self.multipliers[index]
+        if constraint.penalty:
+            weight = weight + constraint.penalty * tf.stop_gradient(tf.reduce_mean(violation))
+            if constraint.relation != "eq":
+                weight = tf.maximum(weight, 0.0)
+        return weight
 
     def _ascend_multipliers(self, terms: dict[str, tf.Tensor]) -> None:
         """One gradient-ascent step of the Lagrange multipliers on this batch's violations."""

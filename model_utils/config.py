@@ -293,12 +293,14 @@ class ConstraintSpec:
     """One constraint of ``lagrangian_fit``: the per-example mean of `quantity` ("rate" or
     "distortion", nats per example) equal to (``eq``), at most (``leq``) or at least
     (``geq``) `value`, enforced by a Lagrange multiplier that rises by `lr` per nat of
-    violation per training step (see `model.RateDistortionModel`)."""
+    violation per training step, with the augmented Lagrangian's `penalty` ρ (see
+    `model.RateDistortionModel`)."""
 
     quantity: str
     relation: str
     value: float
     lr: float
+    penalty: float = 0.0  # ρ of the augmented Lagrangian (ρ/2)·g², a damping of the multiplier
 
     @property
     def name(self) -> str:
@@ -505,7 +507,7 @@ _RELATIONS = ("eq", "leq", "geq")
 
 
 def _constraints(top: _Section) -> tuple[ConstraintSpec, ...]:
-    """``lagrangian_fit`` (0 or 1) and its ``constraints`` [{loss, relation, value, lr}, ...]."""
+    """``lagrangian_fit`` (0 or 1) and its ``constraints`` [{loss, relation, value, lr, penalty}, ...]."""
     fit = top.get("lagrangian_fit", _one_of(0, 1, False, True), 0)
     entries = top.get("constraints", _non_empty_list, None)
     if not fit:
@@ -517,12 +519,13 @@ def _constraints(top: _Section) -> tuple[ConstraintSpec, ...]:
     constraints = []
     for index, value in enumerate(entries):
         section = top.child(f"constraints[{index}]", value)
-        section.check_keys({"loss", "relation", "value", "lr"})
+        section.check_keys({"loss", "relation", "value", "lr", "penalty"})
         constraint = ConstraintSpec(
             quantity=section.get("loss", _one_of(*_QUANTITIES)),
             relation=section.get("relation", _one_of(*_RELATIONS)),
             value=section.get("value", _non_negative),
             lr=section.get("lr", _positive, 1e-3),
+            penalty=section.get("penalty", _non_negative, 0.0),
         )
         if any(other.name == constraint.name for other in constraints):
             raise section.error(None, f"a second {constraint.relation} constraint on the {constraint.quantity}")

@@ -74,6 +74,29 @@ def test_the_loss_adds_the_scaled_rate_and_each_multiplier_times_its_violation()
     np.testing.assert_allclose(terms["loss"], expected, rtol=1e-5)
 
 
+def test_the_penalty_adds_rho_times_the_batch_violation_to_the_multiplier_in_the_loss():
+    raw = _config(lagrangian_fit=1, constraints=[{"loss": "rate", "relation": "eq", "value": 3.0, "penalty": 0.5},
+                                                  {"loss": "rate", "relation": "geq", "value": 100.0, "penalty": 0.5}])
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(parse_config(raw, "tiny.json"))
+    model.multipliers.assign([0.7, 0.0])
+    model.reseed(1)
+    x = tf.constant(tiny_images(BATCH))
+    terms = model.per_example_terms(x)
+    rate, distortion = terms["rate"].numpy().astype(np.float64), terms["distortion"].numpy()
+    # Equality: (λ + ρ·ḡ)·g; the inequality rate >= 100 is violated (g = 100 − rate > 0): (0 + ρ·ḡ)·g.
+    expected = (distortion + rate + (0.7 + 0.5 * (rate.mean() - 3.0)) * (rate - 3.0)
+                + 0.5 * (100.0 - rate.mean()) * (100.0 - rate))
+    np.testing.assert_allclose(terms["loss"], expected, rtol=1e-5)
+    # The gradient is that of the augmented Lagrangian: w.r.t. the batch's rates, (λ + ρ·ḡ)/B per example.
+    with tf.GradientTape() as tape:
+        tape.watch(terms["rate"])
+        lagrangian = tf.reduce_mean(model._constraint_weight(0, model.experiment.constraints[0], terms["rate"] - 3.0)
+                                    * (terms["rate"] - 3.0))
+    np.testing.assert_allclose(tape.gradient(lagrangian, terms["rate"]), (0.7 + 0.5 * (rate.mean() - 3.0)) / BATCH,
+                               rtol=1e-5)
+
+
 def test_one_training_step_moves_each_multiplier_by_its_rate_times_the_batch_violation():
     raw = _config(lagrangian_fit=1, constraints=[{"loss": "rate", "relation": "eq", "value": 50.0, "lr": 0.1},
                                                   {"loss": "rate", "relation": "geq", "value": 0.5, "lr": 0.1}])
