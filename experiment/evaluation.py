@@ -32,7 +32,8 @@ def information_measures(model: RateDistortionModel, x: np.ndarray, rate: float,
 
 
 def scores_line(scores: dict[str, float]) -> str:
-    """'rate R, distortion D, -ELBO E[, NLL (IW, K=k) L, I(X;Z) I, active units A]'."""
+    """'rate R, distortion D, -ELBO E[, NLL (IW, K=k) L, I(X;Z) I, active units A,
+    distortion at E[z|x] M]'."""
     parts = [f"rate {scores['rate']:.3f}", f"distortion {scores['distortion']:.3f}", f"-ELBO {-scores['elbo']:.3f}"]
     if "nll_iw" in scores:
         parts.append(f"NLL (IW, K={scores['nll_iw_k']}) {scores['nll_iw']:.3f}")
@@ -40,6 +41,8 @@ def scores_line(scores: dict[str, float]) -> str:
         parts.append(f"I(X;Z) {scores['mutual_information']:.3f}")
     if "active_units" in scores:
         parts.append(f"active units {scores['active_units']}")
+    if "distortion_at_mean" in scores:
+        parts.append(f"distortion at E[z|x] {scores['distortion_at_mean']:.3f}")
     return ", ".join(parts)
 
 

@@ -20,6 +20,12 @@ the mutual information I(X;Z) of its encoder, and its active units. Nats per exa
   the rate is I(X;Z) exactly, and is what runs report.
 - `active_units` (Burda et al. 2016, Sec. 5.2): the number of latent dimensions d whose
   Cov_x(E_q[z_d|x]) exceeds 0.01.
+- `distortion_at_mean`: the distortion of the decoder at the conditional mean of the code,
+  E_x[−log p(x | E[z|x])]: the distortion without the channel's noise, so that the test
+  distortion minus it is what the noise costs. E[z|x] is μ(x) for the Gaussian channel,
+  the mean of T(z_0) over draws for the IAF, and for Echo f(x) + S(x)·E[ε] with
+  E[ε] = E[z] = E[f]/(1 − E[S]) per dimension (ε is distributed as z and independent of
+  x; expectations over the examples given).
 """
 
 from __future__ import annotations
@@ -82,8 +88,9 @@ def _log_normal_matrix(z0: np.ndarray, mean: np.ndarray, log_var: np.ndarray) ->
 def posterior_samples(model, x: np.ndarray, batch: int, order_seed: int | None = None) -> dict[str, np.ndarray]:
     """One pass of the channel over x [N, ...] in full batches of `batch` (Echo needs them),
     in the random order `order_seed` fixes (`datasets.pipeline.evaluation_pipeline`):
-    z0, z_mean, z_log_var (for Echo only z_mean = f(x)), each [N, D], float64, row i for x[i]."""
-    names = ("z0", "z_mean", "z_log_var") if has_tractable_posterior(model) else ("z_mean",)
+    z0, z_mean, z_log_var (for Echo z_mean = f(x) and z_log_scale = log s(x)), each [N, D],
+    float64, row i for x[i]."""
+    names = ("z0", "z_mean", "z_log_var") if has_tractable_posterior(model) else ("z_mean", "z_log_scale")
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     encode = tf.function(model.encode)
     for images, weights in evaluation_pipeline(x, batch, order_seed):
@@ -130,15 +137,40 @@ def conditional_means(model, x: np.ndarray, posterior: dict[str, np.ndarray], sa
                            for start in range(0, len(x), batch)])
 
 
+def mean_codes(model, posterior: dict[str, np.ndarray], means: np.ndarray) -> np.ndarray:
+    """E[z|x] [N, D] (see `distortion_at_mean`): the `conditional_means` `means` for the
+    Gaussian and IAF channels; for Echo f(x) + S(x)·E[f]/(1 − E[S]), S(x) = clip·s(x)."""
+    if model.channel.kind != "echo":
+        return means
+    f, scale = posterior["z_mean"], model.channel.clip * np.exp(posterior["z_log_scale"])
+    return f + scale * (f.mean(axis=0) / (1.0 - scale.mean(axis=0)))
+
+
+def distortion_at_mean(model, x: np.ndarray, codes: np.ndarray, batch: int = 100) -> float:
+    """E_x[−log p(x | z)] at the codes z = E[z|x] [N, D] of the examples x, nats per example
+    (for multiplicative Echo noise, at exp of them, the noise's mean in its log domain)."""
+    decoder_input = np.exp(codes) if getattr(model.channel, "multiplicative", False) else codes
+    distortion = tf.function(lambda images, z: model.distortion.compute(images, model.decode(z)), reduce_retracing=True)
+    total = sum(float(tf.reduce_sum(distortion(tf.constant(x[start : start + batch]),
+                                               tf.constant(decoder_input[start : start + batch], tf.float32))))
+                for start in range(0, len(x), batch))
+    return total / len(x)
+
+
 def information_scores(model, x: np.ndarray, rate: float, k: int | None, batch: int = 100,
                        order_seed: int | None = None) -> dict[str, float]:
     """The scores a results pickle stores, for test images x and the run's test rate:
     ``mutual_information``, ``marginal_gap`` = rate − I(X;Z) (Gaussian and IAF channels),
-    ``active_units``, and with K = `k` ``nll_iw`` = −mean L_K(x) and ``nll_iw_k``. For Echo,
+    ``active_units``, ``distortion_at_mean``, and with K = `k` ``nll_iw`` = −mean L_K(x) and
+    ``nll_iw_k``. For Echo,
     ``mutual_information`` is its exact rate. The channel sees x in batches in the order
     `order_seed` fixes (see `posterior_samples`)."""
     posterior = posterior_samples(model, x, batch, order_seed)
-    scores: dict[str, float] = {"active_units": active_units(conditional_means(model, x, posterior, batch=batch))}
+    means = conditional_means(model, x, posterior, batch=batch)
+    scores: dict[str, float] = {
+        "active_units": active_units(means),
+        "distortion_at_mean": distortion_at_mean(model, x, mean_codes(model, posterior, means), batch),
+    }
     if not has_tractable_posterior(model):
         scores["mutual_information"] = rate
         return scores

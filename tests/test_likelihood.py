@@ -26,9 +26,10 @@ from experiment.likelihood import (
     conditional_means,
     importance_weighted_log_likelihood,
     information_scores,
+    mean_codes,
     posterior_samples,
 )
-from support import TINY
+from support import BATCH as TINY_BATCH, TINY, tiny_images
 
 P, D, BATCH = 4, 2, 50
 RNG = np.random.default_rng(7)
@@ -208,6 +209,33 @@ def test_active_units_count_the_dimensions_that_carry_signal():
     assert active_units(np.column_stack([x.reshape(-1, P)[:, 0], 0.2 * x.reshape(-1, P)[:, 1]])) == 2
 
 
+def test_the_distortion_at_the_mean_code_decodes_mu_for_the_gaussian_channel():
+    model = _linear_model(a=EXACT_A, c=EXACT_C, var=EXACT_VAR)
+    x, _ = _data(300, seed=8)
+    mean, _ = model.gaussian_parameters_of_images(tf.constant(x))
+    direct = model.distortion.compute(tf.constant(x), model.decode(mean)).numpy().mean()
+    scores = information_scores(model, x, 0.0, None, BATCH)
+    assert scores["distortion_at_mean"] == pytest.approx(float(direct), rel=1e-5)
+
+
+def test_echos_mean_code_is_f_plus_s_times_the_mean_of_the_noise():
+    # E[z|x] = f(x) + S(x)·E[ε]: averaged over many draws of neighbours (the other examples
+    # of random batches), an example's z tends to it.
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(parse_config(TINY, "tiny echo"))
+    x = tiny_images(TINY_BATCH * 10, seed=5)
+    posterior = posterior_samples(model, x, TINY_BATCH)
+    codes = mean_codes(model, posterior, posterior["z_mean"])
+    rng = np.random.default_rng(1)
+    draws = []
+    for _ in range(400):
+        others = rng.choice(np.arange(1, len(x)), size=TINY_BATCH - 1, replace=False)
+        draws.append(model.encode(tf.constant(x[np.concatenate([[0], others])]))["z"].numpy()[0])
+    spread = np.std(draws, axis=0) / np.sqrt(len(draws))
+    assert np.all(np.abs(np.mean(draws, axis=0) - codes[0]) < 4 * spread + 1e-4)
+    assert np.abs(codes[0] - posterior["z_mean"][0]).max() > 10 * spread.max()  # the noise's mean matters here
+
+
 # ---- where it runs ---------------------------------------------------------------------------
 
 TINY_VAE = {**TINY, "layers": [*TINY["layers"][:3], {"layer": 3, "encoder": True, "type": "vae"}, *TINY["layers"][4:]],
@@ -251,7 +279,7 @@ def test_evaluate_adds_the_measures_and_leaves_every_other_key(tmp_path, tiny_da
     after = pickle.loads(path.read_bytes())
     added = set(after) - set(before)
     assert added == {"test_nll_iw", "test_nll_iw_k", "test_mutual_information", "test_marginal_gap",
-                     "test_active_units", "test_information_size"}
+                     "test_active_units", "test_distortion_at_mean", "test_information_size"}
     for key in before:
         if isinstance(before[key], np.ndarray):
             np.testing.assert_array_equal(before[key], after[key])
