@@ -25,12 +25,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import datasets
-from experiment.errors import EXIT_DATA, EXIT_USAGE, RunError
+from experiment.errors import REPORTED, failure
 from experiment.finished import measure
 from experiment.options import positive_int
-from experiment.results import ResultsError
-from model_utils.config import ConfigError
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -47,15 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         measure(Path(args.results), args.iw, args.test_size, args.data_dir, args.seed)
-    except ConfigError as error:
-        print(f"error: config {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ResultsError, datasets.DatasetError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_DATA
-    except RunError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.status
+    except REPORTED as error:
+        message, status = failure(error)
+        print(f"error: {message}", file=sys.stderr)
+        return status
     return 0
 
 

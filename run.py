@@ -22,12 +22,10 @@ import_tensorflow_quietly()
 import sys
 from typing import Sequence
 
-import datasets
-from experiment.errors import EXIT_DATA, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, RunError
+from experiment.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, REPORTED, failure
 from experiment.options import parse_run_options
 from experiment.signals import Terminated, raise_on_signals
 from experiment.train import train_and_evaluate
-from model_utils.config import ConfigError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,15 +33,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise_on_signals()
     try:
         train_and_evaluate(args.config, args)
-    except ConfigError as error:
-        print(f"error: config {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except datasets.DatasetError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_DATA
-    except RunError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.status
+    except REPORTED as error:
+        message, status = failure(error)
+        print(f"error: {message}", file=sys.stderr)
+        return status
     except (KeyboardInterrupt, Terminated) as interruption:
         status = EXIT_TERMINATED if isinstance(interruption, Terminated) else EXIT_INTERRUPTED
         print("error: interrupted before training started; nothing was written", file=sys.stderr)

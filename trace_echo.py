@@ -23,12 +23,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import datasets
 from experiment.echo_trace import PATHS, trace_first_steps
-from experiment.errors import EXIT_DATA, EXIT_USAGE, RunError
+from experiment.errors import REPORTED, failure
 from experiment.options import RunOptions, add_run_flags, positive_int
 from experiment.train import resolve_config, use_threads
-from model_utils.config import ConfigError
 
 SHOWN = ("rate", "distortion", "a_median", "a_max", "saturated", "at_floor", "features_norm", "f_mean", "f_spread",
          "noise_mean", "noise_spread", *(f"grad_{path}" for path in PATHS), "grad_total", "grad_total_on_a")
@@ -66,18 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             records.append(record)
             if record["step"] in _table_steps(args.steps):
                 print(" ".join(f"{record[name]:>12.4g}" for name in ("step", *SHOWN)), flush=True)
-    except ConfigError as error:
-        print(f"error: config {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as error:  # a config without Echo noise
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except datasets.DatasetError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_DATA
-    except RunError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.status
+    except REPORTED as error:
+        message, status = failure(error)
+        print(f"error: {message}", file=sys.stderr)
+        return status
     if args.out:
         with open(args.out, "w", newline="") as stream:
             writer = csv.DictWriter(stream, fieldnames=list(records[0]))

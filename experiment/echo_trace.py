@@ -30,6 +30,7 @@ import tensorflow as tf
 import echo_noise
 from datasets.pipeline import training_pipeline
 from experiment.data import prepare_data
+from experiment.errors import EXIT_USAGE, RunError
 from experiment.options import RunOptions
 from experiment.training import epoch_seed
 from model import RateDistortionModel, build_model, derived_seed
@@ -114,7 +115,8 @@ def trace_first_steps(config: ExperimentConfig, options: RunOptions, steps: int)
     first epoch; yields, for each step before it is taken, ``step`` (from 1) and its
     `step_summary`."""
     if config.channel.kind != "echo":
-        raise ValueError(f"the trace follows an Echo channel; this config's noise layer is {config.channel.type!r}")
+        raise RunError(f"the trace follows an Echo channel; this config's noise layer is {config.channel.type!r}",
+                       EXIT_USAGE)
     _, arrays = prepare_data(options, config)
     keras.utils.set_random_seed(options.seed)
     tf.config.experimental.enable_op_determinism()

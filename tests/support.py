@@ -108,3 +108,24 @@ def fake_results(config: str, dataset: str, beta: float, seed: int, rate: float,
         "units": "nats per example",
         **extra,
     }
+
+
+def run_tiny(directory, *extra: str, config: dict | None = None, name: str = "out") -> int:
+    """`run.py` in this process on the `tiny_data` fixture's dataset: the TINY config (or
+    `config`), results `<directory>/<name>.pickle`, silent; its exit status."""
+    import json
+
+    import run
+
+    argv = ["--config", json.dumps(config or TINY), "--dataset", "tiny", "--results-dir", str(directory),
+            "--filename", name, "--verbose", "0", *extra]
+    return run.main(argv)
+
+
+def load_pickle(directory, name: str = "out") -> dict:
+    """The results dict `<directory>/<name>.pickle`, read with plain pickle."""
+    import pickle
+
+    with open(Path(directory) / f"{name}.pickle", "rb") as stream:
+        return pickle.load(stream)
+

@@ -3,32 +3,19 @@ devices that conftest makes: each replica's Echo noise comes from its own batch 
 config's size, the replicas' gradients are averaged, and runs resume exactly."""
 
 import copy
-import json
 import math
-import pickle
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import run
+from experiment.errors import EXIT_USAGE
 from experiment.devices import data_parallel_strategy
 from model import build_model
 from model_utils.config import parse_config
-from support import BATCH, TINY, tiny_images
+from support import BATCH, TINY, load_pickle, run_tiny, tiny_images
 
 STRATEGY = data_parallel_strategy(2)  # the one run.py --devices 2 uses in this process
-
-
-def _run(tmp_path, *extra, config=None, name="out"):
-    argv = ["--config", json.dumps(config or TINY), "--dataset", "tiny", "--results-dir", str(tmp_path),
-            "--filename", name, "--verbose", "0", *extra]
-    return run.main(argv)
-
-
-def _load(directory, name="out"):
-    with open(directory / f"{name}.pickle", "rb") as stream:
-        return pickle.load(stream)
 
 
 def test_each_replica_builds_its_echo_noise_from_its_own_batch():
@@ -100,8 +87,8 @@ def test_two_replicas_take_the_mean_of_two_one_device_steps():
 
 
 def test_a_two_device_run_reports_the_exact_rate_of_its_channel(tmp_path, tiny_data):
-    assert _run(tmp_path, "--devices", "2", "--epochs", "2") == 0
-    results = _load(tmp_path)
+    assert run_tiny(tmp_path, "--devices", "2", "--epochs", "2") == 0
+    results = load_pickle(tmp_path)
     assert results["args"]["devices"] == 2 and results["channel"]["clip"] == pytest.approx(0.41990, abs=1e-4)
     expected = -(math.log(results["channel"]["clip"]) + results["z_log_scale"].astype(np.float64)).sum(axis=1).mean()
     assert results["test_rate"] == pytest.approx(expected, rel=1e-5)
@@ -110,19 +97,19 @@ def test_a_two_device_run_reports_the_exact_rate_of_its_channel(tmp_path, tiny_d
 
 def test_a_two_device_run_resumes_exactly(tmp_path, tiny_data):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
-    assert _run(whole, "--devices", "2", "--epochs", "3") == 0
-    assert _run(cut, "--devices", "2", "--epochs", "3", "--keep-checkpoint") == 0
+    assert run_tiny(whole, "--devices", "2", "--epochs", "3") == 0
+    assert run_tiny(cut, "--devices", "2", "--epochs", "3", "--keep-checkpoint") == 0
     for name in ("out.pickle", "out.weights.h5"):
         (cut / name).unlink()
     for suffix in ("state.pickle", "weights.h5"):
         (cut / "out.checkpoint" / f"epoch-0003.{suffix}").unlink()
-    assert _run(cut, "--devices", "2", "--epochs", "3") == 0
-    a, b = _load(whole), _load(cut)
+    assert run_tiny(cut, "--devices", "2", "--epochs", "3") == 0
+    a, b = load_pickle(whole), load_pickle(cut)
     for key in ("loss", "rate", "distortion", "test_loss", "test_rate"):
         assert a[key] == b[key], key
     np.testing.assert_array_equal(a["z"], b["z"])
     # A checkpoint of the two-device run does not continue a one-device run.
-    assert _run(cut, "--epochs", "3", "--overwrite") == 0
+    assert run_tiny(cut, "--epochs", "3", "--overwrite") == 0
 
 
 @pytest.mark.parametrize("extra, fragment", [
@@ -130,6 +117,6 @@ def test_a_two_device_run_resumes_exactly(tmp_path, tiny_data):
     (["--devices", "2", "--train-size", str(BATCH + 5)], "fewer than one global batch of 40 (2 replicas × 20)"),
 ])
 def test_an_impossible_device_request_is_refused_with_one_message(tmp_path, tiny_data, capsys, extra, fragment):
-    assert _run(tmp_path, *extra) == run.EXIT_USAGE
+    assert run_tiny(tmp_path, *extra) == EXIT_USAGE
     assert fragment in capsys.readouterr().err
     assert not (tmp_path / "out.pickle").exists()

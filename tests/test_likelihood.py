@@ -19,6 +19,7 @@ from scipy import stats
 
 import evaluate
 import run
+from experiment.errors import EXIT_DATA
 from model import build_model
 from model_utils.config import parse_config
 from experiment.likelihood import (
@@ -291,7 +292,7 @@ def test_evaluate_adds_the_measures_and_leaves_every_other_key(tmp_path, tiny_da
 def test_evaluate_names_a_missing_weights_file(tmp_path, tiny_data, capsys):
     assert _run(tmp_path, TINY_VAE) == 0
     (tmp_path / "out.weights.h5").unlink()
-    assert evaluate.main([str(tmp_path / "out.pickle")]) == run.EXIT_DATA
+    assert evaluate.main([str(tmp_path / "out.pickle")]) == EXIT_DATA
     assert "out.weights.h5: no weights beside" in capsys.readouterr().err
 
 

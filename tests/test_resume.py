@@ -6,7 +6,6 @@ import copy
 import csv
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -16,23 +15,12 @@ import h5py
 import numpy as np
 import pytest
 
-import run
+from experiment.errors import EXIT_USAGE
 from experiment import signals
 from experiment.checkpoints import checkpointed_epochs
-from support import REPO, TINY
+from support import REPO, TINY, load_pickle, run_tiny
 
 NEEDS_DATA = pytest.mark.skipif(not os.environ.get("ECHO_DATA_DIR"), reason="ECHO_DATA_DIR is not set")
-
-
-def _run(tmp_path, *extra, config=None, name="out"):
-    argv = ["--config", json.dumps(config or TINY), "--dataset", "tiny", "--results-dir", str(tmp_path),
-            "--filename", name, "--verbose", "0", *extra]
-    return run.main(argv)
-
-
-def _load(directory, name="out"):
-    with open(directory / f"{name}.pickle", "rb") as stream:
-        return pickle.load(stream)
 
 
 def _same_run(a: dict, b: dict) -> None:
@@ -66,9 +54,9 @@ def _csv_rows(path):
 
 
 def test_a_finished_run_leaves_no_checkpoint_unless_asked(tmp_path, tiny_data):
-    assert _run(tmp_path, "--epochs", "2") == 0
+    assert run_tiny(tmp_path, "--epochs", "2") == 0
     assert not (tmp_path / "out.checkpoint").exists()
-    assert _run(tmp_path, "--epochs", "2", "--keep-checkpoint", "--overwrite") == 0
+    assert run_tiny(tmp_path, "--epochs", "2", "--keep-checkpoint", "--overwrite") == 0
     assert checkpointed_epochs(tmp_path / "out.checkpoint") == [1, 2]
 
 
@@ -77,8 +65,8 @@ def _interrupted_copy(tmp_path, tiny_data, epochs: int, keep: int, config=None):
     checkpoints that the same run leaves after `keep` epochs (its later checkpoints and its
     results removed, as if it had been killed)."""
     whole, cut = tmp_path / "whole", tmp_path / "cut"
-    assert _run(whole, "--epochs", str(epochs), "--validate", config=config) == 0
-    assert _run(cut, "--epochs", str(epochs), "--validate", "--keep-checkpoint", config=config) == 0
+    assert run_tiny(whole, "--epochs", str(epochs), "--validate", config=config) == 0
+    assert run_tiny(cut, "--epochs", str(epochs), "--validate", "--keep-checkpoint", config=config) == 0
     for name in ("out.pickle", "out.weights.h5"):
         (cut / name).unlink()
     for epoch in range(keep + 1, epochs + 1):
@@ -99,9 +87,9 @@ CONTROLLED.update(anneal_schedule=[[0, 0.5], [2, 1.0]], lagrangian_fit=1,
 def test_resuming_from_a_checkpoint_ends_as_the_uninterrupted_run(tmp_path, tiny_data, capsys, config):
     whole, cut = _interrupted_copy(tmp_path, tiny_data, epochs=3, keep=2, config=config)
     capsys.readouterr()
-    assert _run(cut, "--epochs", "3", "--validate", config=config) == 0
+    assert run_tiny(cut, "--epochs", "3", "--validate", config=config) == 0
     assert "resuming out from epoch 2 of 3" in capsys.readouterr().out
-    _same_run(_load(whole), _load(cut))
+    _same_run(load_pickle(whole), load_pickle(cut))
     weights = _weights(whole / "out.weights.h5")
     resumed = _weights(cut / "out.weights.h5")
     assert weights.keys() == resumed.keys()
@@ -114,39 +102,39 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, tiny
     newest = cut / "out.checkpoint" / "epoch-0003.state.pickle"
     newest.write_bytes(newest.read_bytes()[:100])  # truncated
     capsys.readouterr()
-    assert _run(cut, "--epochs", "3", "--validate") == 0
+    assert run_tiny(cut, "--epochs", "3", "--validate") == 0
     captured = capsys.readouterr()
     assert "warning: skipped a damaged checkpoint" in captured.err and "epoch-0003.state.pickle" in captured.err
     assert "resuming out from epoch 2 of 3" in captured.out
-    _same_run(_load(whole), _load(cut))
+    _same_run(load_pickle(whole), load_pickle(cut))
 
 
 def test_weights_that_do_not_match_their_state_are_not_used(tmp_path, tiny_data, capsys):
     whole, cut = _interrupted_copy(tmp_path, tiny_data, epochs=3, keep=3)
     (cut / "out.checkpoint" / "epoch-0003.weights.h5").write_bytes(b"not an h5 file")
-    assert _run(cut, "--epochs", "3", "--validate") == 0
+    assert run_tiny(cut, "--epochs", "3", "--validate") == 0
     assert "epoch-0003.weights.h5: missing or not the file its state was written with" in capsys.readouterr().err
-    _same_run(_load(whole), _load(cut))
+    _same_run(load_pickle(whole), load_pickle(cut))
 
 
 def test_weights_written_without_their_state_are_ignored(tmp_path, tiny_data, capsys):
     # A kill between the two files of a checkpoint: the state file, written last, is missing.
     whole, cut = _interrupted_copy(tmp_path, tiny_data, epochs=3, keep=3)
     (cut / "out.checkpoint" / "epoch-0003.state.pickle").unlink()
-    assert _run(cut, "--epochs", "3", "--validate") == 0
+    assert run_tiny(cut, "--epochs", "3", "--validate") == 0
     assert "resuming out from epoch 2 of 3" in capsys.readouterr().out
-    _same_run(_load(whole), _load(cut))
+    _same_run(load_pickle(whole), load_pickle(cut))
 
 
 def test_a_checkpoint_of_another_run_is_refused_and_overwrite_starts_afresh(tmp_path, tiny_data, capsys):
     _, cut = _interrupted_copy(tmp_path, tiny_data, epochs=3, keep=2)
     capsys.readouterr()
-    assert _run(cut, "--epochs", "3", "--validate", "--beta", "2") == run.EXIT_USAGE
+    assert run_tiny(cut, "--epochs", "3", "--validate", "--beta", "2") == EXIT_USAGE
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1
     assert "was written by a different run (config:" in error and "--overwrite to start afresh" in error
     assert not (cut / "out.pickle").exists() and checkpointed_epochs(cut / "out.checkpoint") == [2]
-    assert _run(cut, "--epochs", "3", "--validate", "--beta", "2", "--overwrite") == 0
+    assert run_tiny(cut, "--epochs", "3", "--validate", "--beta", "2", "--overwrite") == 0
     assert "resuming" not in capsys.readouterr().out
 
 
@@ -154,14 +142,14 @@ def test_the_csv_has_one_row_per_epoch_across_a_resume(tmp_path, tiny_data):
     whole, cut = _interrupted_copy(tmp_path, tiny_data, epochs=3, keep=2)
     # The CSV of the cut run still has the row of epoch 3: the resume must drop it.
     assert len(_csv_rows(cut / "out.csv")) == 3
-    assert _run(cut, "--epochs", "3", "--validate") == 0
+    assert run_tiny(cut, "--epochs", "3", "--validate") == 0
     rows, reference = _csv_rows(cut / "out.csv"), _csv_rows(whole / "out.csv")
     assert [row["epoch"] for row in rows] == ["1", "2", "3"]
     health = ["echo_at_floor", "echo_fx_mean", "echo_fx_spread", "echo_log_sx", "echo_noise_mean", "echo_noise_spread",
               *(f"echo_rate_dim{j:02d}" for j in range(4)), "echo_saturated"]
     assert list(rows[0]) == ["epoch", "loss", "rate", "distortion", "echo", "val_loss", "val_rate", "val_distortion",
                              "val_echo", *health, "lr", "epoch_time"]
-    results = _load(cut)
+    results = load_pickle(cut)
     for name in ("loss", "rate", "val_distortion", "lr", *health):
         assert [float(row[name]) for row in rows] == results[name] == [float(row[name]) for row in reference]
 
@@ -169,7 +157,7 @@ def test_the_csv_has_one_row_per_epoch_across_a_resume(tmp_path, tiny_data):
 def test_tensorboard_gets_the_epoch_scalars(tmp_path, tiny_data):
     from tensorflow.python.summary.summary_iterator import summary_iterator
 
-    assert _run(tmp_path, "--epochs", "2", "--tensorboard", str(tmp_path / "tb")) == 0
+    assert run_tiny(tmp_path, "--epochs", "2", "--tensorboard", str(tmp_path / "tb")) == 0
     tags = {}
     for path in (tmp_path / "tb" / "train").glob("events.out.tfevents.*"):
         for event in summary_iterator(str(path)):
@@ -214,7 +202,7 @@ def test_a_run_killed_with_sigkill_and_resumed_equals_the_uninterrupted_run(tmp_
     assert "resuming tiny from epoch" in resumed.stdout
     assert resumed.stderr == ""  # a clean console: no TensorFlow start-up lines
 
-    _same_run(_load(tmp_path / "whole", "tiny"), _load(tmp_path / "cut", "tiny"))
+    _same_run(load_pickle(tmp_path / "whole", "tiny"), load_pickle(tmp_path / "cut", "tiny"))
     reference, weights = _weights(tmp_path / "whole" / "tiny.weights.h5"), _weights(tmp_path / "cut" / "tiny.weights.h5")
     for name in reference:
         np.testing.assert_array_equal(reference[name], weights[name], err_msg=name)

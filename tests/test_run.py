@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import run
+from experiment.errors import EXIT_DATA, EXIT_USAGE
 from model import RateDistortionModel, build_model
 from model_utils.config import parse_config
 from model_utils.losses import LOSS_TYPES
@@ -119,7 +120,7 @@ def test_beta_from_the_command_line_is_recorded_in_the_config(tmp_path, tiny_dat
 def test_an_existing_result_is_never_overwritten_unless_asked(tmp_path, tiny_data, capsys):
     assert _run(tmp_path, "--epochs", "1") == 0
     before = (tmp_path / "out.pickle").read_bytes()
-    assert _run(tmp_path, "--epochs", "1", "--seed", "9") == run.EXIT_USAGE
+    assert _run(tmp_path, "--epochs", "1", "--seed", "9") == EXIT_USAGE
     assert "exists" in capsys.readouterr().err
     assert (tmp_path / "out.pickle").read_bytes() == before
     assert _run(tmp_path, "--epochs", "1", "--seed", "9", "--overwrite") == 0
@@ -148,7 +149,7 @@ INVALID = {
 @pytest.mark.parametrize("case", INVALID, ids=list(INVALID))
 def test_an_invalid_config_exits_with_one_message_and_writes_nothing(case, tmp_path, tiny_data, capsys):
     config, fragment = INVALID[case]
-    assert _run(tmp_path, config=config) == run.EXIT_USAGE
+    assert _run(tmp_path, config=config) == EXIT_USAGE
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: config inline JSON config") and fragment in error
     assert len(error.splitlines()) == 1
@@ -165,11 +166,11 @@ def test_an_invalid_beta_on_the_command_line_is_a_usage_error(beta, tmp_path, ti
 
 def test_impossible_options_are_refused(tmp_path, tiny_data, capsys):
     vae = _broken(lambda c: (c["layers"][3].update(type="vae", layer_kwargs={}), c.update(losses=[{"type": "vae"}])))
-    assert _run(tmp_path, "--noise", "multiplicative", config=vae) == run.EXIT_USAGE
+    assert _run(tmp_path, "--noise", "multiplicative", config=vae) == EXIT_USAGE
     assert "--noise" in capsys.readouterr().err
-    assert _run(tmp_path, "--per_label", "3") == run.EXIT_DATA  # the tiny data have no labels
+    assert _run(tmp_path, "--per_label", "3") == EXIT_DATA  # the tiny data have no labels
     assert "labels" in capsys.readouterr().err
-    assert _run(tmp_path, "--train-size", str(BATCH - 1)) == run.EXIT_USAGE
+    assert _run(tmp_path, "--train-size", str(BATCH - 1)) == EXIT_USAGE
     assert "fewer than one batch" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
@@ -179,7 +180,7 @@ def test_a_diverging_run_writes_nothing(tmp_path, tiny_data, monkeypatch, capsys
         return model.channel.rate(outputs) / 0.0
 
     monkeypatch.setitem(LOSS_TYPES, "echo", replace(LOSS_TYPES["echo"], compute=rate_that_diverges))
-    assert _run(tmp_path) == run.EXIT_DATA
+    assert _run(tmp_path) == EXIT_DATA
     assert "diverged" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
