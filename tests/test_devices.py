@@ -85,6 +85,17 @@ def test_two_replicas_take_the_mean_of_two_one_device_steps():
         np.testing.assert_allclose(weight, mean, rtol=1e-4, atol=1e-6)
     assert not np.allclose(steps[0][0], steps[1][0])  # the halves do pull differently
 
+    # One device with the global batch of 2·BATCH would build its noise from 2·BATCH − 1
+    # neighbours under a larger clip: a different step from the two replicas'.
+    raw = copy.deepcopy(TINY)
+    raw.update(optimizer="SGD", lr=0.05, batch=2 * BATCH)
+    raw["layers"][3]["layer_kwargs"]["d_max"] = 2 * BATCH
+    large = build_model(parse_config(raw, "tiny sgd, one large batch"))
+    assert large.channel.clip > replicated.channel.clip
+    large.set_weights(start)
+    one_large_step = _weights_after_one_step(large, images, state)
+    assert not np.allclose(one_large_step[0], both[0], rtol=1e-4, atol=1e-6)
+
 
 def test_a_two_device_run_reports_the_exact_rate_of_its_channel(tmp_path, tiny_data):
     assert run_tiny(tmp_path, "--devices", "2", "--epochs", "2") == 0
