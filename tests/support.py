@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -113,9 +115,7 @@ def fake_results(config: str, dataset: str, beta: float, seed: int, rate: float,
 def run_tiny(directory, *extra: str, config: dict | None = None, name: str = "out") -> int:
     """`run.py` in this process on the `tiny_data` fixture's dataset: the TINY config (or
     `config`), results `<directory>/<name>.pickle`, silent; its exit status."""
-    import json
-
-    import run
+    import run  # on first use: importing it starts TensorFlow
 
     argv = ["--config", json.dumps(config or TINY), "--dataset", "tiny", "--results-dir", str(directory),
             "--filename", name, "--verbose", "0", *extra]
@@ -124,8 +124,5 @@ def run_tiny(directory, *extra: str, config: dict | None = None, name: str = "ou
 
 def load_pickle(directory, name: str = "out") -> dict:
     """The results dict `<directory>/<name>.pickle`, read with plain pickle."""
-    import pickle
-
     with open(Path(directory) / f"{name}.pickle", "rb") as stream:
         return pickle.load(stream)
-

@@ -8,7 +8,6 @@ and I(X;Z) = ½ log det(A Σx Aᵀ + diag s²) − ½ Σ log s². The framework 
 config (1×1 convolutions on 1×1×P "images") and the weights are set by hand.
 """
 
-import json
 import math
 import pickle
 
@@ -18,7 +17,6 @@ import tensorflow as tf
 from scipy import stats
 
 import evaluate
-import run
 from experiment.errors import EXIT_DATA
 from model import build_model
 from model_utils.config import parse_config
@@ -30,7 +28,7 @@ from experiment.likelihood import (
     mean_codes,
     posterior_samples,
 )
-from support import BATCH as TINY_BATCH, TINY, tiny_images
+from support import BATCH as TINY_BATCH, TINY, run_tiny, tiny_images
 
 P, D, BATCH = 4, 2, 50
 RNG = np.random.default_rng(7)
@@ -244,9 +242,7 @@ TINY_VAE = {**TINY, "layers": [*TINY["layers"][:3], {"layer": 3, "encoder": True
 
 
 def _run(tmp_path, config, *extra):
-    argv = ["--config", json.dumps(config), "--dataset", "tiny", "--results-dir", str(tmp_path), "--filename", "out",
-            "--verbose", "0", "--epochs", "1", *extra]
-    return run.main(argv)
+    return run_tiny(tmp_path, "--epochs", "1", *extra, config=config)
 
 
 def test_run_with_iw_stores_every_measure(tmp_path, tiny_data, capsys):

@@ -5,7 +5,6 @@ import copy
 import json
 import math
 import os
-import pickle
 import subprocess
 import sys
 from dataclasses import replace
@@ -13,24 +12,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-import run
 from experiment.errors import EXIT_DATA, EXIT_USAGE
 from model import RateDistortionModel, build_model
 from model_utils.config import parse_config
 from model_utils.losses import LOSS_TYPES
 from experiment.results import write_atomically
-from support import BATCH, REPO, TINY
-
-
-def _run(tmp_path, *extra, config=None):
-    argv = ["--config", json.dumps(config or TINY), "--dataset", "tiny", "--results-dir", str(tmp_path),
-            "--filename", "out", "--verbose", "0", *extra]
-    return run.main(argv)
-
-
-def _load(tmp_path, name="out"):
-    with open(tmp_path / f"{name}.pickle", "rb") as stream:
-        return pickle.load(stream)
+from support import BATCH, REPO, TINY, load_pickle, run_tiny
 
 
 # ---- results ----------------------------------------------------------------------------
@@ -41,7 +28,7 @@ OTHER_KEYS = {"z_mean", "z_log_scale", "z", "config", "channel", "args", "datase
 
 
 def test_a_run_saves_a_plain_pickle_that_loads_without_the_project(tmp_path, tiny_data):
-    assert _run(tmp_path, "--validate", "--seed", "3") == 0
+    assert run_tiny(tmp_path, "--validate", "--seed", "3") == 0
     assert (tmp_path / "out.weights.h5").is_file()
     reader = (
         "import pickle, sys, json\n"
@@ -58,8 +45,8 @@ def test_a_run_saves_a_plain_pickle_that_loads_without_the_project(tmp_path, tin
 
 
 def test_the_history_and_test_scores_are_consistent_in_nats(tmp_path, tiny_data):
-    assert _run(tmp_path, "--validate") == 0
-    results = _load(tmp_path)
+    assert run_tiny(tmp_path, "--validate") == 0
+    results = load_pickle(tmp_path)
     assert len(results["loss"]) == len(results["val_loss"]) == len(results["lr"]) == 2
     assert results["lr"] == [0.003, 0.003] and all(t > 0 for t in results["epoch_time"])
     assert results["units"] == "nats per example"
@@ -77,8 +64,8 @@ def test_the_history_and_test_scores_are_consistent_in_nats(tmp_path, tiny_data)
 
 
 def test_the_saved_config_and_weights_rebuild_the_trained_model(tmp_path, tiny_data):
-    assert _run(tmp_path, "--noise", "multiplicative", "--epochs", "1") == 0
-    results = _load(tmp_path)
+    assert run_tiny(tmp_path, "--noise", "multiplicative", "--epochs", "1") == 0
+    results = load_pickle(tmp_path)
     model = build_model(parse_config(results["config"], "results"))
     model.load_weights(tmp_path / "out.weights.h5")
     assert model.channel.multiplicative and model.channel.clip == results["channel"]["clip"]
@@ -92,8 +79,8 @@ def test_the_saved_config_and_weights_rebuild_the_trained_model(tmp_path, tiny_d
 def test_the_same_seed_gives_the_same_history_and_another_seed_does_not(tmp_path, tiny_data):
     histories = []
     for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
-        assert _run(tmp_path, "--seed", seed, "--filename", name) == 0
-        results = _load(tmp_path, name)
+        assert run_tiny(tmp_path, "--seed", seed, "--filename", name) == 0
+        results = load_pickle(tmp_path, name)
         histories.append((results["loss"], results["rate"], results["test_loss"]))
     assert histories[0] == histories[1]
     assert histories[0] != histories[2]
@@ -106,24 +93,24 @@ def test_all_epochs_of_a_run_share_one_traced_training_step(tmp_path, tiny_data,
     counts = []
     for epochs in ("1", "3"):
         traced.clear()
-        assert _run(tmp_path, "--epochs", epochs, "--overwrite") == 0
+        assert run_tiny(tmp_path, "--epochs", epochs, "--overwrite") == 0
         counts.append(len(traced))
     assert counts[0] >= 1 and counts[1] == counts[0]
 
 
 def test_beta_from_the_command_line_is_recorded_in_the_config(tmp_path, tiny_data):
-    assert _run(tmp_path, "--beta", "0.5") == 0
-    config = _load(tmp_path)["config"]
+    assert run_tiny(tmp_path, "--beta", "0.5") == 0
+    config = load_pickle(tmp_path)["config"]
     assert config["beta"] == 0.5 and config["losses"][0]["weight"] == 0.5
 
 
 def test_an_existing_result_is_never_overwritten_unless_asked(tmp_path, tiny_data, capsys):
-    assert _run(tmp_path, "--epochs", "1") == 0
+    assert run_tiny(tmp_path, "--epochs", "1") == 0
     before = (tmp_path / "out.pickle").read_bytes()
-    assert _run(tmp_path, "--epochs", "1", "--seed", "9") == EXIT_USAGE
+    assert run_tiny(tmp_path, "--epochs", "1", "--seed", "9") == EXIT_USAGE
     assert "exists" in capsys.readouterr().err
     assert (tmp_path / "out.pickle").read_bytes() == before
-    assert _run(tmp_path, "--epochs", "1", "--seed", "9", "--overwrite") == 0
+    assert run_tiny(tmp_path, "--epochs", "1", "--seed", "9", "--overwrite") == 0
     assert (tmp_path / "out.pickle").read_bytes() != before
 
 
@@ -149,7 +136,7 @@ INVALID = {
 @pytest.mark.parametrize("case", INVALID, ids=list(INVALID))
 def test_an_invalid_config_exits_with_one_message_and_writes_nothing(case, tmp_path, tiny_data, capsys):
     config, fragment = INVALID[case]
-    assert _run(tmp_path, config=config) == EXIT_USAGE
+    assert run_tiny(tmp_path, config=config) == EXIT_USAGE
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: config inline JSON config") and fragment in error
     assert len(error.splitlines()) == 1
@@ -159,18 +146,18 @@ def test_an_invalid_config_exits_with_one_message_and_writes_nothing(case, tmp_p
 @pytest.mark.parametrize("beta", ["nan", "-1", "inf"])
 def test_an_invalid_beta_on_the_command_line_is_a_usage_error(beta, tmp_path, tiny_data, capsys):
     with pytest.raises(SystemExit) as caught:
-        _run(tmp_path, "--beta", beta)
+        run_tiny(tmp_path, "--beta", beta)
     assert caught.value.code == 2 and "--beta" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 
 def test_impossible_options_are_refused(tmp_path, tiny_data, capsys):
     vae = _broken(lambda c: (c["layers"][3].update(type="vae", layer_kwargs={}), c.update(losses=[{"type": "vae"}])))
-    assert _run(tmp_path, "--noise", "multiplicative", config=vae) == EXIT_USAGE
+    assert run_tiny(tmp_path, "--noise", "multiplicative", config=vae) == EXIT_USAGE
     assert "--noise" in capsys.readouterr().err
-    assert _run(tmp_path, "--per_label", "3") == EXIT_DATA  # the tiny data have no labels
+    assert run_tiny(tmp_path, "--per_label", "3") == EXIT_DATA  # the tiny data have no labels
     assert "labels" in capsys.readouterr().err
-    assert _run(tmp_path, "--train-size", str(BATCH - 1)) == EXIT_USAGE
+    assert run_tiny(tmp_path, "--train-size", str(BATCH - 1)) == EXIT_USAGE
     assert "fewer than one batch" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
@@ -180,7 +167,7 @@ def test_a_diverging_run_writes_nothing(tmp_path, tiny_data, monkeypatch, capsys
         return model.channel.rate(outputs) / 0.0
 
     monkeypatch.setitem(LOSS_TYPES, "echo", replace(LOSS_TYPES["echo"], compute=rate_that_diverges))
-    assert _run(tmp_path) == EXIT_DATA
+    assert run_tiny(tmp_path) == EXIT_DATA
     assert "diverged" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
@@ -212,7 +199,7 @@ def test_a_short_run_of_echo_on_real_binary_mnist(tmp_path):
     finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "nats per example" in finished.stdout
-    results = _load(tmp_path, "smoke")
+    results = load_pickle(tmp_path, "smoke")
     assert all(math.isfinite(value) for value in results["loss"] + [results["test_loss"]])
     assert results["loss"][1] < results["loss"][0]
     assert results["dataset"]["train_size"] == 600 and results["z"].shape == (250, 32)
