@@ -28,7 +28,7 @@ from experiment.likelihood import (
     mean_codes,
     posterior_samples,
 )
-from support import BATCH as TINY_BATCH, TINY, run_tiny, tiny_images
+from support import BATCH as TINY_BATCH, TINY, load_pickle, run_tiny, tiny_images
 
 P, D, BATCH = 4, 2, 50
 RNG = np.random.default_rng(7)
@@ -247,8 +247,7 @@ def _run(tmp_path, config, *extra):
 
 def test_run_with_iw_stores_every_measure(tmp_path, tiny_data, capsys):
     assert _run(tmp_path, TINY_VAE, "--iw", "20") == 0
-    with open(tmp_path / "out.pickle", "rb") as stream:
-        results = pickle.load(stream)
+    results = load_pickle(tmp_path)
     assert results["test_nll_iw_k"] == 20 and results["test_information_size"] == 50
     # One epoch leaves this VAE collapsed (q(z|x) ≈ p(z)), so weighting gains almost nothing:
     # the bound's properties are tested on the linear-Gaussian model above.
@@ -261,8 +260,7 @@ def test_run_with_iw_stores_every_measure(tmp_path, tiny_data, capsys):
 def test_echo_with_iw_says_why_there_is_no_likelihood_and_measures_the_rest(tmp_path, tiny_data, capsys):
     assert _run(tmp_path, TINY, "--iw", "20") == 0
     assert "no tractable q(z|x)" in capsys.readouterr().err
-    with open(tmp_path / "out.pickle", "rb") as stream:
-        results = pickle.load(stream)
+    results = load_pickle(tmp_path)
     assert "test_nll_iw" not in results and "test_marginal_gap" not in results
     assert results["test_mutual_information"] == results["test_rate"]  # exact for Echo
     assert "test_active_units" in results
